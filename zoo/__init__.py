@@ -1,7 +1,42 @@
-"""zoo: a Keras 3 / TensorFlow model zoo for audio."""
+"""zoo: a Keras 3 / TensorFlow model zoo for audio.
+
+Example:
+    >>> import zoo
+    >>> taggram = zoo.tag("song.mp3", model="musicnn_msd")
+    >>> taggram.top(5)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from zoo.errors import AudioError, PresetError, WeightsError, ZooError
 
 __version__ = "0.1.0"
 
-__all__ = ["AudioError", "PresetError", "WeightsError", "ZooError", "__version__"]
+# Public names resolved on first use, so `import zoo` (and the CLI) start without TensorFlow.
+_LAZY = {
+    "load": "zoo.loading",
+    "tag": "zoo.tagging",
+    "extract": "zoo.tagging",
+    "Taggram": "zoo.tagging",
+    "Features": "zoo.tagging",
+    "presets": "zoo.presets",
+    "get_preset": "zoo.presets",
+    "PresetConfig": "zoo.presets",
+}
+
+__all__ = ["AudioError", "PresetError", "WeightsError", "ZooError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

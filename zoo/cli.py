@@ -1,0 +1,131 @@
+"""The ``zoo`` command: a thin layer over `zoo.tag` and `zoo.presets`.
+
+    zoo tag FILE... [--model PRESET] [--top N] [--hop SECONDS] [--json OUT | --csv OUT] [--plot PNG]
+    zoo presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+
+def _plot_path(template: str, source: str, many: bool) -> str:
+    """One PNG per file: with several inputs, ``out.png`` becomes ``out_<file stem>.png``."""
+    if not many:
+        return template
+    base = Path(template)
+    return str(base.with_name(f"{base.stem}_{Path(source).stem}{base.suffix or '.png'}"))
+
+
+def _write_csv(path: str, taggrams) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "start_seconds", *taggrams[0].tags])
+        for tg in taggrams:
+            for t, row in zip(tg.times, tg.probabilities, strict=True):
+                writer.writerow([tg.source, f"{t:.3f}", *(f"{p:.6f}" for p in row)])
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from zoo.tagging import resolve_model, tag
+
+    try:
+        model = resolve_model(args.model)
+    except ZooError as err:
+        print(f"zoo: {err}", file=sys.stderr)
+        return 2
+    results, failures = [], []
+    many = len(args.files) > 1
+    started = time.perf_counter()
+    progress = tqdm(args.files, unit="file", disable=not many or args.quiet, file=sys.stderr)
+    for path in progress:
+        progress.set_postfix_str(os.path.basename(path)[:30])
+        try:
+            taggram = tag(path, model=model, hop_seconds=args.hop, tail=args.tail)
+        except (ZooError, OSError) as err:
+            failures.append((path, str(err)))
+            tqdm.write(f"zoo: FAILED {err}", file=sys.stderr)
+            continue
+        results.append(taggram)
+        if args.plot:
+            taggram.plot(_plot_path(args.plot, path, many))
+        if not (args.json == "-" or args.quiet):
+            top = ", ".join(f"{name} ({p:.3f})" for name, p in taggram.top(args.top))
+            tqdm.write(f"{path}: {top}")
+    if args.json:
+        doc = {"model": model.zoo_preset.name,
+               "files": [tg.to_dict(top=args.top) for tg in results],
+               "failed": [{"file": p, "error": e} for p, e in failures]}
+        text = json.dumps(doc, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    if args.csv and results:
+        _write_csv(args.csv, results)
+    if many and not args.quiet:
+        print(f"zoo: tagged {len(results)} of {len(args.files)} files in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if failures:
+        print(f"zoo: {len(failures)} file(s) failed:", file=sys.stderr)
+        for path, _ in failures:
+            print(f"  {path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from zoo.presets import presets
+
+    for name, description in presets().items():
+        print(f"{name:18s} {description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="Audio model zoo for Keras 3.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tag", help="tag audio files with a pretrained tagger")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3)")
+    p.add_argument("--model", default="musicnn_msd",
+                   help="preset name or preset directory (default: musicnn_msd)")
+    p.add_argument("--top", type=int, default=5, help="tags to print per file (default: 5)")
+    p.add_argument("--hop", type=float, default=3.0,
+                   help="seconds between patches (default: 3.0, the original's patching)")
+    p.add_argument("--tail", choices=("end", "drop"), default="end",
+                   help="'end': also tag the end of the file; 'drop': ignore a remainder shorter "
+                        "than a patch, like the original musicnn")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", metavar="OUT", help="write the taggrams as JSON ('-' = stdout)")
+    out.add_argument("--csv", metavar="OUT", help="write the taggrams as CSV, one row per patch")
+    p.add_argument("--plot", metavar="PNG", help="write a taggram figure (one per file)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("presets", help="list the pretrained presets")
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

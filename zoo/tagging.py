@@ -1,0 +1,328 @@
+"""Whole-file inference: audio of any length -> batched patches -> Taggram or features.
+
+Decoding and patching run in a background thread while the compiled model works on the previous
+batch, so a long file streams through with bounded memory (a few batches of patches at a time).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import audio
+from zoo.errors import AudioError
+from zoo.loading import load
+from zoo.models.pipeline import select_outputs, wrap_waveform
+from zoo.patching import PatchGrid, iter_patches
+from zoo.presets import PresetConfig
+
+DEFAULT_BATCH_SIZE = 32
+MIN_TAIL_SECONDS = 1.0  # a shorter remainder is not worth a mostly-overlapping extra patch
+_STREAM_BLOCK_PATCHES = 8  # decode this many patch hops of audio per read
+
+AudioInput = str | os.PathLike | bytes | np.ndarray
+
+
+@dataclass
+class Taggram:
+    """Tag probabilities over time.
+
+    Attributes:
+        probabilities: ``(patches, tags)`` float32.
+        tags: tag names, one per column.
+        times: start time (s) of every patch; with the default hop, row ``i`` is the original
+            musicnn's patch ``i``.
+        source: the file (or a description of in-memory audio).
+        patch_seconds: duration of one patch.
+        repeat_padded: the audio was shorter than one patch and was tiled to fill it.
+    """
+
+    probabilities: np.ndarray
+    tags: tuple[str, ...]
+    times: np.ndarray
+    source: str = "<audio>"
+    patch_seconds: float = 3.0
+    repeat_padded: bool = False
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean probability of every tag over the patches."""
+        return self.probabilities.mean(axis=0)
+
+    def top(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` tags with the highest mean probability, best first."""
+        mean = self.mean
+        order = np.argsort(-mean, kind="stable")[:n]
+        return [(self.tags[i], float(mean[i])) for i in order]
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        data = {
+            "source": self.source,
+            "tags": list(self.tags),
+            "times": [round(float(t), 4) for t in self.times],
+            "probabilities": np.round(self.probabilities, 6).tolist(),
+            "repeat_padded": self.repeat_padded,
+        }
+        if top:
+            data["top"] = [{"tag": t, "probability": round(p, 6)} for t, p in self.top(top)]
+        return data
+
+    def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
+        """Write a PNG of the taggram (tags x time), like musicnn's figure."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        n_tags = len(self.tags)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(self.times) + 3), 0.22 * n_tags + 1.5))
+        ax.imshow(self.probabilities.T, aspect="auto", origin="upper", vmin=0.0, vmax=1.0,
+                  interpolation="nearest", cmap="viridis")
+        ax.set_yticks(range(n_tags), self.tags, fontsize=7)
+        step = max(1, len(self.times) // 12)
+        ticks = range(0, len(self.times), step)
+        ax.set_xticks(list(ticks), [f"{self.times[i]:.0f}" for i in ticks], fontsize=7)
+        ax.set_xlabel("time (s)")
+        ax.set_title(title or f"Taggram: {os.path.basename(self.source)}", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.fspath(path), dpi=120)
+        plt.close(fig)
+
+
+@dataclass
+class Features:
+    """Named intermediate features per patch (``features[name]`` is ``(patches, ...)``)."""
+
+    features: dict[str, np.ndarray]
+    times: np.ndarray
+    tags: tuple[str, ...] = ()
+    source: str = "<audio>"
+    repeat_padded: bool = False
+    names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = tuple(self.features)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.features[name]
+
+
+# One compiled function per model object, so repeated calls never retrace or rebuild.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOADED: dict[tuple, keras.Model] = {}
+
+
+def _compiled(model: keras.Model) -> Callable[[np.ndarray], Any]:
+    fn = _COMPILED.get(model)
+    if fn is None:
+        n = model.input_shape[-1]
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+                         input_signature=[tf.TensorSpec([None, n], tf.float32)])
+        _COMPILED[model] = fn
+    return fn
+
+
+def _cached_load(preset: str | os.PathLike, features: bool) -> keras.Model:
+    key = (os.fspath(preset), features)
+    if key not in _LOADED:
+        _LOADED[key] = load(preset, include_top=True, features=features)
+    return _LOADED[key]
+
+
+def resolve_model(model: Any, features: bool = False) -> keras.Model:
+    """A waveform-in model with ``zoo_preset`` from a preset name, a directory or a model."""
+    if isinstance(model, keras.Model):
+        config = getattr(model, "zoo_preset", None)
+        if config is None:
+            raise TypeError("pass a model from zoo.load() (it carries its preprocessing), a "
+                            "preset name or a preset directory")
+        if features:
+            view = select_outputs(model.zoo_backbone, config, include_top=True, features=True)
+            wrapped = wrap_waveform(config, view, name=config.name)
+            wrapped.zoo_preset, wrapped.zoo_backbone = config, model.zoo_backbone
+            return wrapped
+        return model
+    return _cached_load(model, features)
+
+
+def patch_grid(prep, hop_seconds: float, tail: str = "end") -> PatchGrid:
+    """The grid of a preset for a patch hop in seconds.
+
+    The hop is rounded down to whole frames, so the default 3.0 s gives musicnn's 187 frames
+    (2.992 s) and rows line up with the original's patches.
+    """
+    if not hop_seconds > 0:
+        raise ValueError(f"hop_seconds must be > 0, got {hop_seconds}")
+    frames_per_second = prep.sample_rate / prep.hop_length
+    hop_frames = max(1, math.floor(hop_seconds * frames_per_second + 1e-9))
+    return PatchGrid(n_fft=prep.n_fft, hop_length=prep.hop_length,
+                     patch_frames=prep.patch_frames, hop_frames=hop_frames,
+                     pad_mode=prep.pad_mode, tail=tail,
+                     min_tail_frames=math.ceil(MIN_TAIL_SECONDS * frames_per_second))
+
+
+def _blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
+            source_sr: int | None) -> Iterator[np.ndarray]:
+    sr = config.preprocessing.sample_rate
+    if isinstance(source, np.ndarray):
+        yield audio.load(source, sr=sr, source_sr=source_sr)
+        return
+    block = _STREAM_BLOCK_PATCHES * grid.hop_frames * grid.hop_length
+    yield from audio.stream(source, sr=sr, block_samples=block)
+
+
+def _batches(source, config, grid, source_sr, batch_size):
+    """(start_frames, windows, repeat_padded) batches of patches."""
+    starts, windows, padded = [], [], False
+    for start, window, was_padded in iter_patches(_blocks(source, config, grid, source_sr), grid):
+        starts.append(start)
+        windows.append(window)
+        padded |= was_padded
+        if len(windows) == batch_size:
+            yield starts, np.stack(windows), padded
+            starts, windows = [], []
+    if windows:
+        yield starts, np.stack(windows), padded
+
+
+def _prefetch(generator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``generator`` in a thread, ``depth`` items ahead; re-raise its errors here."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in generator:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            items.put((done, err))
+
+    thread = threading.Thread(target=produce, daemon=True, name="zoo-decode")
+    thread.start()
+    try:
+        while True:
+            item, err = items.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def _run(source, model, hop_seconds, batch_size, source_sr, tail):
+    config: PresetConfig = model.zoo_preset
+    grid = patch_grid(config.preprocessing, hop_seconds, tail)
+    fn = _compiled(model)
+    starts: list[int] = []
+    outputs: list[Any] = []
+    padded = False
+    for batch_starts, windows, was_padded in _prefetch(
+            _batches(source, config, grid, source_sr, batch_size)):
+        out = fn(windows)
+        outputs.append(tf.nest.map_structure(lambda t: t.numpy(), out))
+        starts.extend(batch_starts)
+        padded |= was_padded
+    if not outputs:
+        raise AudioError(_describe(source), "no audio samples to tag")
+    prep = config.preprocessing
+    times = np.asarray(starts, np.float64) * prep.hop_length / prep.sample_rate
+    return config, outputs, times, padded
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return "<array>" if isinstance(source, np.ndarray) else "<bytes>"
+
+
+def tag(
+    audio_or_path: AudioInput,
+    model: str | os.PathLike | keras.Model = "musicnn_msd",
+    hop_seconds: float = 3.0,
+    *,
+    source_sr: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    tail: str = "end",
+) -> Taggram:
+    """Tag a whole recording patch by patch.
+
+    Args:
+        audio_or_path: a file path, encoded bytes, or a float waveform (then give ``source_sr``).
+        model: a preset name, a preset directory, or a model from `zoo.load`.
+        hop_seconds: hop between patches (rounded down to whole STFT frames). The default, 3 s,
+            reproduces the original musicnn's non-overlapping patches.
+        source_sr: sample rate of an array input (resampled to the model's rate).
+        batch_size: patches per model call.
+        tail: ``"end"`` adds a last patch aligned with the end of the audio when the regular
+            patches leave out 1 s or more; ``"drop"`` ignores that remainder like the original musicnn.
+            Audio shorter than one patch is tiled to fill it (``Taggram.repeat_padded``).
+
+    Returns:
+        A `Taggram`.
+
+    Raises:
+        AudioError: the audio cannot be read or is empty/invalid.
+
+    Example:
+        >>> taggram = zoo.tag("song.mp3", model="musicnn_msd")
+        >>> taggram.top(3)
+        [('rock', 0.61), ('indie', 0.33), ('alternative', 0.31)]
+    """
+    model = resolve_model(model)
+    config, outputs, times, padded = _run(audio_or_path, model, hop_seconds, batch_size,
+                                          source_sr, tail)
+    probabilities = np.concatenate(outputs, axis=0).astype(np.float32, copy=False)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(config.tags):
+        raise TypeError(f"model {config.name!r} does not output tag probabilities "
+                        "(was it loaded with include_top=False?)")
+    return Taggram(probabilities, config.tags, times, _describe(audio_or_path),
+                   config.preprocessing.patch_seconds, padded)
+
+
+def extract(
+    audio_or_path: AudioInput,
+    model: str | os.PathLike | keras.Model = "musicnn_msd",
+    hop_seconds: float = 3.0,
+    *,
+    source_sr: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    tail: str = "end",
+) -> Features:
+    """Every named intermediate feature of a model, per patch, for a whole recording.
+
+    musicnn: ``timbral, temporal, cnn1, cnn2, cnn3, mean_pool, max_pool, penultimate`` and
+    ``tags``; vgg: ``pool1`` ... ``pool5`` and ``tags``. Unlike the original extractor (whose
+    ``cnn1-3``/``penultimate`` repeat patch 0 for every later patch), each row is its own patch.
+    Arguments as `tag`.
+
+    Example:
+        >>> feats = zoo.extract("song.wav", model="musicnn_msd")
+        >>> feats["penultimate"].shape
+        (10, 200)
+    """
+    model = resolve_model(model, features=True)
+    config, outputs, times, padded = _run(audio_or_path, model, hop_seconds, batch_size,
+                                          source_sr, tail)
+    features = {name: np.concatenate([o[name] for o in outputs], axis=0) for name in outputs[0]}
+    return Features(features, times, config.tags, _describe(audio_or_path), padded)
