@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import hashlib
 import re
 import subprocess
@@ -26,7 +27,7 @@ import numpy as np
 
 from zoo.models.musicnn.convert import assign_tf1_weights, read_tf1_checkpoint
 from zoo.models.pipeline import build_backbone
-from zoo.presets import PresetConfig, Preprocessing, WeightsRef
+from zoo.presets import Preprocessing, PresetConfig, WeightsRef
 
 WHEEL_SPEC = "musicnn==0.1.0"
 SOURCE_URL = "https://pypi.org/project/musicnn/0.1.0/"
@@ -118,8 +119,8 @@ def convert(package: Path, out: Path) -> None:
             weights = out / f"{name}.weights.h5"
             backbone.save_weights(weights)
             check_roundtrip(config, backbone, weights)
-            config = PresetConfig(**{**config.__dict__,
-                                     "weights": WeightsRef(file=weights.name, sha256=sha256(weights))})
+            ref = WeightsRef(file=weights.name, sha256=sha256(weights))
+            config = dataclasses.replace(config, weights=ref)
             print(f"{name}: {backbone.count_params():,} parameters -> {weights} "
                   f"({weights.stat().st_size / 1e6:.1f} MB)")
         else:

@@ -26,6 +26,10 @@ class AudioError(ZooError, ValueError):
         return (type(self), (self.source, self.reason))
 
 
+class AudioWarning(UserWarning):
+    """Audio that was used but may be damaged, or an optional decoder that was unavailable."""
+
+
 class PresetError(ZooError, ValueError):
     """An unknown preset name, or a preset whose configuration cannot be used."""
 

@@ -126,7 +126,8 @@ def iter_patches(blocks: Iterable[np.ndarray], grid: PatchGrid
             if start + window > head_pos + head.size:
                 break
             # A regular patch may end within the signal proper; it never needs the right pad.
-            yield next_index * grid.hop_frames, head[start - head_pos: start - head_pos + window], False
+            offset = start - head_pos
+            yield next_index * grid.hop_frames, head[offset: offset + window], False
             next_index += 1
         # Keep the last emitted patch too: an end-aligned tail patch may start inside it.
         drop = max(next_index - 1, 0) * grid.hop_frames * grid.hop_length - head_pos

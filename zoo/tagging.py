@@ -275,7 +275,8 @@ def tag(
         source_sr: sample rate of an array input (resampled to the model's rate).
         batch_size: patches per model call.
         tail: ``"end"`` adds a last patch aligned with the end of the audio when the regular
-            patches leave out 1 s or more; ``"drop"`` ignores that remainder like the original musicnn.
+            patches leave out 1 s or more; ``"drop"`` ignores that remainder like the original
+            musicnn.
             Audio shorter than one patch is tiled to fill it (``Taggram.repeat_padded``).
 
     Returns:

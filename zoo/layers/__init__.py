@@ -1,0 +1,21 @@
+"""In-graph audio front-end layers (Keras 3, TensorFlow ops only) and numpy mel helpers."""
+
+from zoo.layers.augment import SpecAugment
+from zoo.layers.compression import Log10Scaled, LogEps, LogLearn, PowerToDb
+from zoo.layers.filterbank import hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz
+from zoo.layers.mel import MelSpectrogram
+from zoo.layers.pcen import PCEN
+
+__all__ = [
+    "PCEN",
+    "Log10Scaled",
+    "LogEps",
+    "LogLearn",
+    "MelSpectrogram",
+    "PowerToDb",
+    "SpecAugment",
+    "hz_to_mel",
+    "mel_filterbank",
+    "mel_frequencies",
+    "mel_to_hz",
+]

@@ -8,7 +8,7 @@ import keras
 
 from zoo import layers as zl
 from zoo.models.registry import get_architecture
-from zoo.presets import PresetConfig, Preprocessing
+from zoo.presets import Preprocessing, PresetConfig
 
 COMPRESSIONS = {
     "log10_scaled": zl.Log10Scaled,

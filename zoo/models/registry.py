@@ -38,4 +38,5 @@ def get_architecture(name: str) -> Architecture:
     try:
         return ARCHITECTURES[name]
     except KeyError:
-        raise PresetError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}") from None
+        known = ", ".join(ARCHITECTURES)
+        raise PresetError(f"unknown architecture {name!r}; known: {known}") from None

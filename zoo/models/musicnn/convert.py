@@ -104,7 +104,8 @@ def assign_tf1_weights(model: keras.Model, architecture: str,
         try:
             weights = _layer_weights(layer, scope, variables)
         except KeyError as err:
-            raise WeightsError(f"checkpoint lacks {err.args[0]!r} (for layer {layer_name})") from err
+            missing = err.args[0]
+            raise WeightsError(f"checkpoint lacks {missing!r} (for layer {layer_name})") from err
         for current, new in zip(layer.get_weights(), weights, strict=True):
             if current.shape != new.shape:
                 raise WeightsError(f"{scope}: shape {new.shape} != {current.shape} of {layer_name}")

@@ -6,8 +6,9 @@ with dense (concatenated) and residual connections. Back-end: max and mean over 
 (the "penultimate" embedding) and the tag layer.
 
 The layer order and every quirk (BN *after* ReLU, epsilon 1e-3, the interleaved max/mean pooling)
-follow the original TF1 graph so that the authors' weights give the same numbers. The model takes a
-log-mel patch ``(batch, frames, n_mels)``; `zoo.models.builder` puts the waveform front-end before it.
+follow the original TF1 graph so that the authors' weights give the same numbers. The model takes
+a log-mel patch ``(batch, frames, n_mels)``; `zoo.models.pipeline` puts the waveform front-end
+before it.
 """
 
 from __future__ import annotations
