@@ -98,3 +98,12 @@ def test_load_embedding_and_features():
     out = feats(np.zeros((1, 48128), "float32"))
     assert set(out) == {"pool1", "pool2", "pool3", "pool4", "pool5", "tags"}
     assert tuple(out["pool5"].shape) == (1, 2, 1, 128)
+
+
+def test_public_api_names():
+    import zoo.loading  # noqa: F401 - importing submodules must not shadow the functions
+    import zoo.presets  # noqa: F401
+
+    assert callable(zoo.presets) and "musicnn_msd" in zoo.presets()
+    assert callable(zoo.load) and callable(zoo.tag) and callable(zoo.extract)
+    assert zoo.audio.load is not None and issubclass(zoo.AudioError, ValueError)

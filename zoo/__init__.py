@@ -13,6 +13,10 @@ from typing import Any
 
 from zoo.errors import AudioError, PresetError, WeightsError, ZooError
 
+# Imported eagerly (it is light): binding the function `presets` here also keeps the submodule
+# zoo.presets from shadowing it when it is imported later.
+from zoo.presets import PresetConfig, get_preset, presets
+
 __version__ = "0.1.0"
 
 # Public names resolved on first use, so `import zoo` (and the CLI) start without TensorFlow.
@@ -22,12 +26,12 @@ _LAZY = {
     "extract": "zoo.tagging",
     "Taggram": "zoo.tagging",
     "Features": "zoo.tagging",
-    "presets": "zoo.presets",
-    "get_preset": "zoo.presets",
-    "PresetConfig": "zoo.presets",
 }
 
-__all__ = ["AudioError", "PresetError", "WeightsError", "ZooError", "__version__", *_LAZY]
+_SUBMODULES = {"audio", "layers", "models", "hub", "tagging", "patching", "loading", "cli"}
+
+__all__ = ["AudioError", "PresetConfig", "PresetError", "WeightsError", "ZooError", "__version__",
+           "get_preset", "presets", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
@@ -35,6 +39,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"zoo.{name}")
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
 

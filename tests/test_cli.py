@@ -1,0 +1,63 @@
+"""The zoo command line."""
+
+import json
+
+import pytest
+
+from zoo.cli import main
+
+CLIP = "tests/data/clips/real_rock_hedgewars.flac"
+OTHER = "tests/data/clips/synth_music.flac"
+
+
+def test_presets_lists_names(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "musicnn_msd" in out and "vgg_mtt" in out
+
+
+def test_tag_prints_top_tags(capsys):
+    assert main(["tag", CLIP, "--model", "musicnn_mtt", "--top", "3"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(CLIP) and line.count("(") == 3 and "rock" in line
+
+
+def test_many_files_with_failures_finish_the_rest(tmp_path, capsys):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00")
+    out = tmp_path / "tags.json"
+    code = main(["tag", CLIP, str(bad), OTHER, "--model", "musicnn_mtt", "--json", str(out)])
+    assert code == 1
+    doc = json.loads(out.read_text())
+    assert [f["source"] for f in doc["files"]] == [CLIP, OTHER]
+    assert doc["failed"][0]["file"] == str(bad)
+    assert "broken.wav" in capsys.readouterr().err
+
+
+def test_csv_and_plots(tmp_path):
+    csv_path = tmp_path / "t.csv"
+    png = tmp_path / "t.png"
+    assert main(["tag", CLIP, OTHER, "--model", "vgg_mtt", "--csv", str(csv_path),
+                 "--plot", str(png), "-q"]) == 0
+    rows = csv_path.read_text().strip().splitlines()
+    assert rows[0].startswith("file,start_seconds,guitar")
+    assert len(rows) > 3
+    assert (tmp_path / "t_real_rock_hedgewars.png").exists()
+    assert (tmp_path / "t_synth_music.png").exists()
+
+
+def test_unknown_model_is_reported(capsys):
+    assert main(["tag", CLIP, "--model", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_json_to_stdout(capsys):
+    assert main(["tag", CLIP, "--model", "musicnn_mtt", "--json", "-"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"] == "musicnn_mtt" and doc["files"][0]["top"]
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as err:
+        main(["tag"])
+    assert err.value.code == 2
