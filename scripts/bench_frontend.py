@@ -1,0 +1,109 @@
+"""Benchmark: in-graph MelSpectrogram vs librosa.feature.melspectrogram.
+
+Times the mel spectrogram of a long 16 kHz clip with musicnn's settings (n_fft 512, hop 256,
+96 bands up to 8 kHz, center=False). Ours runs compiled (a warmed-up ``tf.function``, and a Keras
+model's ``predict_on_batch``); librosa runs as usual. Runs alternate between the two so that
+background load hits both alike; the median of the repeats is reported.
+
+Usage:
+    python scripts/bench_frontend.py [--seconds 180] [--repeats 20] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import keras
+import librosa
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import MelSpectrogram
+
+SR = 16000
+SETTINGS = dict(sr=SR, n_fft=512, hop_length=256, n_mels=96, fmax=8000.0, center=False)
+
+
+def test_clip(seconds: float) -> np.ndarray:
+    """A deterministic noisy chord, float32 (content does not affect the timing)."""
+    t = np.arange(int(seconds * SR)) / SR
+    rng = np.random.default_rng(0)
+    y = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 3
+    return (0.3 * y + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=180.0, help="clip length")
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs of each")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args()
+
+    y = test_clip(args.seconds)
+    batch = y[None]
+    layer = MelSpectrogram(**SETTINGS)
+    graph = tf.function(layer, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    inputs = keras.Input(shape=(None,))
+    model = keras.Model(inputs, layer(inputs))
+    candidates = {
+        "librosa": lambda: librosa.feature.melspectrogram(y=y, **SETTINGS),
+        "zoo tf.function": lambda: graph(batch).numpy(),
+        "zoo keras predict_on_batch": lambda: model.predict_on_batch(batch),
+    }
+
+    ref = candidates["librosa"]().T
+    for name in ("zoo tf.function", "zoo keras predict_on_batch"):
+        out = candidates[name]()[0]  # also the warm-up (tracing) call
+        error = float(np.max(np.abs(out - ref)) / np.max(ref))
+        assert out.shape == ref.shape and error < 1e-5, (name, out.shape, error)
+    for fn in candidates.values():
+        fn()
+
+    times = {name: [] for name in candidates}
+    for _ in range(args.repeats):
+        for name, fn in candidates.items():
+            times[name].append(timed(fn))
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    result = {
+        "clip_seconds": args.seconds,
+        "frames": int(ref.shape[0]),
+        "repeats": args.repeats,
+        "median_ms": {k: round(v * 1e3, 2) for k, v in medians.items()},
+        "speedup_vs_librosa": {
+            k: round(medians["librosa"] / v, 2) for k, v in medians.items() if k != "librosa"
+        },
+        "max_rel_error_vs_librosa": error,
+        "cpus": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "machine": platform.processor() or platform.machine(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "librosa": librosa.__version__,
+        "numpy": np.__version__,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(
+        f"mel spectrogram of {args.seconds:g} s at {SR} Hz ({result['frames']} frames), "
+        f"median of {args.repeats} runs, load avg {result['load_avg_1min']}"
+    )
+    for name, ms in result["median_ms"].items():
+        speedup = result["speedup_vs_librosa"].get(name)
+        extra = f"  ({speedup:.2f}x librosa)" if speedup else ""
+        print(f"  {name:28s} {ms:8.2f} ms{extra}")
+
+
+if __name__ == "__main__":
+    main()

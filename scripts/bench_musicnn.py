@@ -1,0 +1,171 @@
+"""Tagging speed of zoo's musicnn vs the original musicnn, in one run, plus peak memory.
+
+Makes a long 16 kHz WAV by tiling the bundled example clip (timing does not depend on content),
+then measures:
+  * ours: `zoo.tag(file)` with the model already loaded (decode + patch + infer), median of
+    --repeat runs; also the model alone on batches of 64 patches;
+  * the original: `musicnn.extractor.extractor(file, model=...)`, unmodified, run by the
+    oracle environment's python (see scripts/musicnn_oracle.py for how to create it);
+  * peak RSS of a fresh process tagging a --rss-minutes long file.
+
+Usage:
+    python scripts/bench_musicnn.py --oracle-python /work/oracle/venv/bin/python
+    python scripts/bench_musicnn.py --minutes 10 --model musicnn_msd --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+ORIGINAL_NAMES = {"musicnn_msd": "MSD_musicnn", "musicnn_mtt": "MTT_musicnn",
+                  "vgg_msd": "MSD_vgg", "vgg_mtt": "MTT_vgg"}
+
+# Runs inside the oracle venv: the original extractor as its users call it (batch size 1).
+ORIGINAL_SNIPPET = r"""
+import json, os, sys, time
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
+restored = []
+_restore = tf.compat.v1.train.Saver.restore
+def _checked(self, sess, path):
+    out = _restore(self, sess, path); restored.append(path); return out
+tf.compat.v1.train.Saver.restore = _checked
+from musicnn import extractor
+path, model, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = []
+for _ in range(repeat):
+    t = time.perf_counter()
+    taggram, tags = extractor.extractor(path, model=model, extract_features=False)
+    times.append(time.perf_counter() - t)
+assert restored, "checkpoint was not restored"
+print(json.dumps({"seconds": times, "mean_taggram": np.asarray(taggram).mean(0).tolist()}))
+"""
+
+
+def make_audio(minutes: float, path: Path) -> float:
+    from zoo.audio import load
+
+    clip = load(ROOT / "zoo" / "data" / "example.ogg", sr=16000)
+    n = int(minutes * 60 * 16000)
+    with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as f:
+        written = 0
+        while written < n:
+            piece = clip[: n - written]
+            f.write(piece)
+            written += piece.size
+    return n / 16000
+
+
+def bench_ours(path: Path, model_name: str, repeat: int) -> dict:
+    import tensorflow as tf
+
+    import zoo
+
+    t = time.perf_counter()
+    model = zoo.load(model_name)
+    load_s = time.perf_counter() - t
+    zoo.tag(path, model=model)  # warm-up: traces the compiled function once
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        taggram = zoo.tag(path, model=model)
+        runs.append(time.perf_counter() - t)
+    x = np.random.default_rng(0).normal(0, 0.1, (64, model.input_shape[-1])).astype("float32")
+    fn = tf.function(lambda a: model(a, training=False))
+    fn(x)
+    model_runs = []
+    for _ in range(max(3, repeat)):
+        t = time.perf_counter()
+        fn(x)
+        model_runs.append(time.perf_counter() - t)
+    return {"load_seconds": load_s, "seconds": runs, "median": statistics.median(runs),
+            "model_batch64_seconds": statistics.median(model_runs),
+            "mean_taggram": taggram.mean.tolist(), "patches": len(taggram.times)}
+
+
+def bench_original(path: Path, model_name: str, python: str, repeat: int) -> dict:
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([python, "-c", ORIGINAL_SNIPPET, str(path), ORIGINAL_NAMES[model_name],
+                          str(repeat)], capture_output=True, text=True, env=env, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["median"] = statistics.median(result["seconds"])
+    return result
+
+
+def peak_rss(path: Path, model_name: str) -> float:
+    code = ("import resource, sys, zoo; zoo.tag(sys.argv[1], model=sys.argv[2]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path), model_name],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return int(out.stdout.strip().splitlines()[-1]) / 1024  # KiB -> MiB
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="musicnn_msd", choices=sorted(ORIGINAL_NAMES))
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--oracle-python", help="python of the original-musicnn environment")
+    parser.add_argument("--rss-minutes", type=float, default=60.0,
+                        help="length of the file for the peak-memory run (0 = skip)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+
+    report = {"model": args.model, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+              "python": platform.python_version()}
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = Path(tmp) / "bench.wav"
+        seconds = make_audio(args.minutes, audio)
+        report["audio_seconds"] = seconds
+        ours = bench_ours(audio, args.model, args.repeat)
+        report["ours"] = {k: v for k, v in ours.items() if k != "mean_taggram"}
+        report["ours"]["realtime_factor"] = seconds / ours["median"]
+        report["ours"]["model_only_realtime_factor"] = (
+            64 * 3.0 / ours["model_batch64_seconds"])
+        if args.oracle_python:
+            orig = bench_original(audio, args.model, args.oracle_python, args.repeat)
+            report["original"] = {"seconds": orig["seconds"], "median": orig["median"],
+                                  "realtime_factor": seconds / orig["median"]}
+            report["speedup"] = orig["median"] / ours["median"]
+            # Sanity: same music, same tags (the original pads with zeros under modern librosa,
+            # which changes only the first frame).
+            diff = np.abs(np.asarray(orig["mean_taggram"]) - np.asarray(ours["mean_taggram"]))
+            report["mean_taggram_max_abs_diff"] = float(diff.max())
+        if args.rss_minutes > 0:
+            long_audio = Path(tmp) / "long.wav"
+            make_audio(args.rss_minutes, long_audio)
+            report["peak_rss_mib"] = {f"{args.rss_minutes:g}_min_file": peak_rss(long_audio,
+                                                                                 args.model)}
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    o = report["ours"]
+    print(f"{args.model}, {seconds / 60:.1f} min of audio, {report['machine']}")
+    print(f"  ours:     {o['median']:.2f} s  ({o['realtime_factor']:.0f}x real time; model only "
+          f"at batch 64: {o['model_only_realtime_factor']:.0f}x; load {o['load_seconds']:.1f} s)")
+    if "original" in report:
+        r = report["original"]
+        print(f"  original: {r['median']:.2f} s  ({r['realtime_factor']:.0f}x real time)")
+        print(f"  speed-up: {report['speedup']:.2f}x   (mean-taggram max diff "
+              f"{report['mean_taggram_max_abs_diff']:.1e})")
+    for k, v in report.get("peak_rss_mib", {}).items():
+        print(f"  peak RSS tagging a {k.replace('_', ' ')}: {v:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
