@@ -22,7 +22,7 @@ REFERENCES = sorted((DATA / "musicnn_reference").glob("*.npz"))
 PRESET_OF = {"MTT_musicnn": "musicnn_mtt", "MSD_musicnn": "musicnn_msd",
              "MTT_vgg": "vgg_mtt", "MSD_vgg": "vgg_msd"}
 TAGGRAM_TOLERANCE = 1e-4
-FEATURE_RELATIVE_TOLERANCE = 1e-4  # of the feature's largest magnitude
+FEATURE_RELATIVE_TOLERANCE = 5e-4  # of the largest magnitude; measured <= 1e-4 (docs/parity.md)
 
 
 def _config(model_name, pad_mode):
