@@ -109,7 +109,8 @@ def convert(package: Path, out: Path) -> None:
             preprocessing=preprocessing(conf), tags=tuple(tags), weights=WeightsRef(file=None),
             license="ISC", metrics=read_metrics(ckpt),
             source={"checkpoint": f"{WHEEL_SPEC} wheel: musicnn/{folder}", "url": SOURCE_URL,
-                    "paper": PAPER, "dataset": DATASETS[dataset],
+                    "converter": "scripts/convert_musicnn.py", "paper": PAPER,
+                    "dataset": DATASETS[dataset],
                     "copyright": "Music Technology Group, Universitat Pompeu Fabra (2019)",
                     "license_file": LICENSE_FILE},
         )
@@ -119,13 +120,24 @@ def convert(package: Path, out: Path) -> None:
             weights = out / f"{name}.weights.h5"
             backbone.save_weights(weights)
             check_roundtrip(config, backbone, weights)
-            ref = WeightsRef(file=weights.name, sha256=sha256(weights))
+            digest = sha256(weights)
+            ref = WeightsRef(file=weights.name, sha256=digest,
+                             hub=published_hub(out / f"{name}.json", digest))
             config = dataclasses.replace(config, weights=ref)
             print(f"{name}: {backbone.count_params():,} parameters -> {weights} "
                   f"({weights.stat().st_size / 1e6:.1f} MB)")
         else:
             print(f"{name}: no checkpoint {folder} in the wheel; writing the architecture only")
         (out / f"{name}.json").write_text(config.to_json())
+
+
+def published_hub(config_path: Path, digest: str) -> dict | None:
+    """The Hub location that push_to_hub --update-config recorded for these exact weights, so a
+    re-conversion (byte-identical) keeps it; None for new or changed weights."""
+    if not config_path.exists():
+        return None
+    old = PresetConfig.from_json_file(config_path)
+    return old.weights.hub if old.weights.sha256 == digest else None
 
 
 def check_roundtrip(config: PresetConfig, backbone, weights: Path) -> None:

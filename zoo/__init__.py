@@ -26,9 +26,11 @@ _LAZY = {
     "extract": "zoo.tagging",
     "Taggram": "zoo.tagging",
     "Features": "zoo.tagging",
+    "save_preset": "zoo.saving",
 }
 
-_SUBMODULES = {"audio", "layers", "models", "hub", "tagging", "patching", "loading", "cli"}
+_SUBMODULES = {"audio", "layers", "models", "hub", "hub_download", "tagging", "patching", "loading",
+               "saving", "publish", "cards", "cli"}
 
 __all__ = ["AudioError", "PresetConfig", "PresetError", "WeightsError", "ZooError", "__version__",
            "get_preset", "presets", *_LAZY]

@@ -2,6 +2,8 @@
 
     zoo tag FILE... [--model PRESET] [--top N] [--hop SECONDS] [--json OUT | --csv OUT] [--plot PNG]
     zoo presets
+    zoo fetch PRESET                 (pre-download weights for offline use)
+    zoo push PRESET_DIR REPO_ID      (publish a preset)
 """
 
 from __future__ import annotations
@@ -92,6 +94,43 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from zoo.hub import fetch
+
+    try:
+        path = fetch(args.preset, endpoint=args.endpoint, token=args.token, timeout=args.timeout)
+    except ZooError as err:
+        print(f"zoo: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from zoo.publish import push_to_hub
+
+    try:
+        pub = push_to_hub(args.preset, args.repo_id, endpoint=args.endpoint, token=args.token,
+                          private=args.private, branch=args.branch, commit_message=args.message,
+                          update_config=args.update_config)
+    except (ZooError, HfHubHTTPError, OSError) as err:
+        print(f"zoo push: {err}", file=sys.stderr)
+        return 1
+    print(f"pushed {args.preset} to {pub.repo_id} at commit {pub.revision}")
+    print(f"load it with: zoo.load({pub.uri!r})")
+    if args.update_config:
+        print(f"{args.update_config}: weights.hub = {pub.hub}")
+    return 0
+
+
+def _add_hub_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", help="Hub URL (default: ZOO_HUB_ENDPOINT, HF_ENDPOINT, then "
+                                      "https://huggingface.co)")
+    p.add_argument("--token", help="access token (default: HF_TOKEN or `hf auth login`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="Audio model zoo for Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the pretrained presets")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("fetch", help="download a preset's weights into the Hugging Face cache "
+                                     "(for offline use later)")
+    p.add_argument("preset", help="built-in preset name or hf://owner/repo[@revision]")
+    _add_hub_options(p)
+    p.add_argument("--timeout", type=float, help="seconds before a silent server is given up")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("push", help="publish a preset to a Hugging Face Hub (or a mirror)")
+    p.add_argument("preset", help="preset directory (zoo.save_preset) or built-in name")
+    p.add_argument("repo_id", help="owner/repo on the Hub (created if missing)")
+    _add_hub_options(p)
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--branch", "--revision", dest="branch",
+                   help="commit to this branch instead of main (created if missing)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--update-config", metavar="JSON",
+                   help="preset JSON whose weights.hub gets the pushed commit (pinned)")
+    p.set_defaults(func=cmd_push)
     return parser
 
 
@@ -143,7 +201,7 @@ def _import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command != "presets":
+    if args.command == "tag":
         _import_tensorflow_quietly()
     try:
         return args.func(args)

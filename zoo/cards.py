@@ -1,0 +1,182 @@
+"""Model cards generated from a preset's config, the single source of truth.
+
+`model_card` writes the Markdown of ``docs/models/<preset>.md`` (built-in presets) and of the
+``README.md`` that `zoo.save_preset` puts in a preset directory and that a Hub repo displays.
+"""
+
+from __future__ import annotations
+
+from zoo.presets import PresetConfig
+
+ARCHITECTURE_NOTES = {
+    "musicnn": (
+        "musicnn (Pons & Serra, 2019): a musically motivated front-end (timbral filters spanning "
+        "38 and 67 of the 96 mel bands, temporal filters of 128/64/32 frames, each max-pooled over "
+        "frequency), a 1-D conv mid-end with dense and residual connections, and max+mean "
+        "temporal pooling into a dense embedding (`penultimate`) and the tag layer."
+    ),
+    "vgg": (
+        "The VGG-like baseline published with musicnn: five 3x3 conv blocks of 128 filters "
+        "(conv -> ReLU -> BatchNorm -> max-pool), flattened to 256 and one dense tag layer."
+    ),
+}
+
+DIFFERENCES = """\
+## Differences from the original code
+
+- Per-patch features are correct for every patch. The original extractor, when a file has more
+  patches than its batch size (1), returns patch 0's `cnn1`-`cnn3` and `penultimate` for every
+  later patch.
+- Audio shorter than one patch (about 3 s) is tiled to fill a patch (the models were trained
+  with repeat-padding); the original crashes. `Taggram.repeat_padded` tells you it happened.
+- By default the end of a file that the regular 3 s patches leave out (1 s or more) gets one more
+  patch aligned with the end of the file; `tail="drop"` (CLI `--tail drop`) reproduces the
+  original, which ignores it.
+- The mel power is quantised to float16 before `log10(10000·x + 1)`, as in the original (the
+  weights saw that), but the log runs in float32 and the input is clamped below 65504, so loud
+  audio never overflows to inf/NaN (the original does under numpy 2).
+"""
+
+# Licence identifiers the Hub's model-card metadata accepts as they are; others become "other".
+_HUB_LICENSES = {
+    "apache-2.0", "mit", "isc", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-4.0",
+    "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "gpl-3.0", "lgpl-3.0", "mpl-2.0",
+    "openrail", "unlicense",
+}
+
+
+def _front_matter(config: PresetConfig) -> list[str]:
+    """YAML metadata the Hub reads from a README (licence, library, search tags)."""
+    lines = ["---"]
+    license_id = config.license.strip().lower()
+    if license_id in _HUB_LICENSES:
+        lines.append(f"license: {license_id}")
+    elif license_id:
+        lines += ["license: other", f"license_name: {_yaml_str(config.license)}"]
+    lines += ["library_name: zoo", "pipeline_tag: audio-classification", "tags:",
+              "- audio", "- music-tagging", "- keras", f"- {config.architecture}", "---", ""]
+    return lines
+
+
+def _yaml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _source_lines(config: PresetConfig, builtin: bool) -> list[str]:
+    src = config.source
+    prefix = "weights/" if builtin else ""
+    lines = []
+    if "checkpoint" in src or "url" in src:
+        origin = src.get("checkpoint", "n/a") + (f" ({src['url']})" if src.get("url") else "")
+        if src.get("converter"):
+            origin += f", converted by `{src['converter']}`"
+        lines.append(f"- Weights: {origin}.")
+    if src.get("base_preset"):
+        lines.append(f"- Fine-tuned from the zoo preset `{src['base_preset']}`.")
+    for key, label in (("paper", "Paper"), ("dataset", "Training data")):
+        if src.get(key):
+            lines.append(f"- {label}: {src[key]}.")
+    licence = f"- Licence: {config.license or 'not stated'}"
+    if src.get("copyright"):
+        licence += f", copyright {src['copyright']}"
+    if src.get("license_file"):
+        licence += f" (`{prefix}{src['license_file']}`)"
+    lines.append(licence + ".")
+    weights = config.weights
+    if weights.file:
+        lines.append(f"- File: `{prefix}{weights.file}`, sha256 `{weights.sha256}`.")
+    else:
+        lines.append("- Weights: not published. With the original TF1 checkpoint folder, "
+                     f"`zoo.load(\"{config.name}\", checkpoint=\"/path/to/dir/\")` converts it.")
+    if weights.hub:
+        hub = weights.hub
+        lines.append(f"- Hub: `{hub.get('repo_id')}`, file `{hub.get('filename')}`, "
+                     f"revision `{hub.get('revision')}`.")
+    return lines
+
+
+def _metrics_lines(config: PresetConfig, builtin: bool) -> list[str]:
+    metrics = dict(config.metrics)
+    if not metrics:
+        return ["None published."]
+    where = metrics.pop("evaluated_on", "")
+    if builtin and {"roc_auc", "pr_auc"} <= set(metrics):
+        return [f"ROC-AUC {metrics['roc_auc']}, PR-AUC {metrics['pr_auc']} ({where}). Not "
+                "re-measured here: the datasets cannot be obtained on this project's machines."]
+    values = ", ".join(f"{k} {v}" for k, v in metrics.items())
+    return [f"{values}" + (f" ({where})" if where else "") + ", as reported by the publisher."]
+
+
+def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: bool = False) -> str:
+    """The Markdown model card of a preset.
+
+    Args:
+        config: the preset.
+        load_as: what to pass to `zoo.load` in the usage example (default: the preset's name;
+            e.g. ``"hf://owner/repo"`` for a published preset).
+        builtin: a shipped preset (``docs/models/``): files are under ``weights/`` and the
+            card explains how zoo differs from the original musicnn code. Otherwise the card
+            starts with the YAML metadata a Hub repo reads (licence, library, tags).
+
+    Returns:
+        The card, ending with a newline.
+
+    Example:
+        >>> text = model_card(zoo.get_preset("musicnn_msd"), builtin=True)
+        >>> text.splitlines()[0]
+        '# `musicnn_msd`'
+    """
+    prep = config.preprocessing
+    target = load_as or config.name
+    lines = [] if builtin else _front_matter(config)
+    lines += [
+        f"# `{config.name}`",
+        "",
+        config.description.rstrip(".") + ".",
+        "",
+        "```python",
+        "import zoo",
+        f'taggram = zoo.tag("song.mp3", model="{target}")',
+        f'model = zoo.load("{target}")  # waveform (batch, {prep.patch_samples}) -> tags',
+        "```",
+        "",
+        "## Source and licence",
+        "",
+        *_source_lines(config, builtin),
+        "",
+        "## Architecture",
+        "",
+    ]
+    if note := ARCHITECTURE_NOTES.get(config.architecture):
+        lines += [note, ""]
+    else:
+        lines += [f"`{config.architecture}`.", ""]
+    if config.architecture_config:
+        args = ", ".join(f"{k}={v}" for k, v in config.architecture_config.items())
+        lines += [f"Arguments: `{args}`.", ""]
+    fmax = "sr/2" if prep.fmax is None else f"{prep.fmax:g}"
+    lines += [
+        "## Preprocessing (inside the model)",
+        "",
+        f"- {prep.sample_rate} Hz mono; STFT n_fft {prep.n_fft}, hop {prep.hop_length}, periodic "
+        f"{prep.window} window, power {prep.power:g}.",
+        f"- {prep.n_mels} mel bands, {prep.fmin:g}-{fmax} Hz, "
+        f"{'HTK' if prep.htk else 'Slaney'} scale, norm={prep.norm}.",
+        f"- Compression: `{prep.compression}` {prep.compression_config}.",
+        f"- Patches of {prep.patch_frames} frames ({prep.patch_seconds:.3f} s = "
+        f"{prep.patch_samples} samples); whole files are padded by {prep.edge_padding} samples "
+        f"({prep.pad_mode}) like the original's centred STFT.",
+        "",
+        "## Reported metrics",
+        "",
+        *_metrics_lines(config, builtin),
+        "",
+        "## Tags",
+        "",
+        ", ".join(f"`{t}`" for t in config.tags),
+        "",
+    ]
+    if builtin:
+        lines.append(DIFFERENCES)
+    text = "\n".join(lines)
+    return text if text.endswith("\n") else text + "\n"
