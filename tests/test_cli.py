@@ -61,3 +61,19 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as err:
         main(["tag"])
     assert err.value.code == 2
+
+
+def test_export_command_writes_a_serving_layout(tmp_path, capsys):
+    assert main(["export", "vgg_mtt", str(tmp_path), "--version", "2"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path.endswith("vgg_mtt/2")
+    assert (tmp_path / "vgg_mtt" / "2" / "saved_model.pb").is_file()
+    assert (tmp_path / "vgg_mtt" / "2" / "assets" / "tags.txt").is_file()
+    assert main(["export", "vgg_mtt", str(tmp_path), "--version", "2"]) == 2  # no overwrite
+
+
+def test_zoo_export_is_the_function():
+    import zoo
+    import zoo.exporting  # noqa: F401
+
+    assert callable(zoo.export) and zoo.export.__name__ == "export"

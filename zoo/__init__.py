@@ -27,10 +27,11 @@ _LAZY = {
     "Taggram": "zoo.tagging",
     "Features": "zoo.tagging",
     "save_preset": "zoo.saving",
+    "export": "zoo.exporting",
 }
 
 _SUBMODULES = {"audio", "layers", "models", "hub", "hub_download", "tagging", "patching", "loading",
-               "saving", "publish", "cards", "cli"}
+               "saving", "publish", "cards", "exporting", "serving_graph", "cli"}
 
 __all__ = ["AudioError", "PresetConfig", "PresetError", "WeightsError", "ZooError", "__version__",
            "get_preset", "presets", *_LAZY]

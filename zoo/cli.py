@@ -2,6 +2,7 @@
 
     zoo tag FILE... [--model PRESET] [--top N] [--hop SECONDS] [--json OUT | --csv OUT] [--plot PNG]
     zoo presets
+    zoo export PRESET_OR_PATH OUT [--version N] [--format saved_model|tflite]
     zoo fetch PRESET                 (pre-download weights for offline use)
     zoo push PRESET_DIR REPO_ID      (publish a preset)
 """
@@ -125,6 +126,19 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from zoo.exporting import export
+
+    try:
+        path = export(args.model, args.out, version=args.version, format=args.format,
+                      model_name=args.name, tail=args.tail, overwrite=args.overwrite)
+    except (ZooError, OSError, ValueError, TypeError) as err:
+        print(f"zoo export: {err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="Hub URL (default: ZOO_HUB_ENDPOINT, HF_ENDPOINT, then "
                                       "https://huggingface.co)")
@@ -154,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the pretrained presets")
     p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("export", help="export a tagger for TF Serving (SavedModel) or TFLite")
+    p.add_argument("model", metavar="PRESET_OR_PATH", help="preset name or preset directory")
+    p.add_argument("out", metavar="OUT", help="base directory: OUT/<model_name>/<version>/")
+    p.add_argument("--version", type=int, default=1, help="model version folder (default: 1)")
+    p.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
+    p.add_argument("--name", help="model folder name (default: the preset name)")
+    p.add_argument("--tail", choices=("end", "drop"), default="end",
+                   help="in-graph tail policy, as `zoo tag --tail`")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fetch", help="download a preset's weights into the Hugging Face cache "
                                      "(for offline use later)")
@@ -201,7 +226,7 @@ def _import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "tag":
+    if args.command in ("tag", "export"):
         _import_tensorflow_quietly()
     try:
         return args.func(args)

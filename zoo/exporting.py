@@ -1,0 +1,399 @@
+"""`zoo.export`: write a tagger for serving, as a TF Serving SavedModel or a TFLite patch model.
+
+The SavedModel needs nothing but core TensorFlow to run (stock TF Serving, or
+``tf.saved_model.load`` in a process that has never imported ``zoo``): the front-end, the
+whole-file patching (`zoo.serving_graph`) and WAV decoding are all core TF ops. Layout, as TF
+Serving expects it::
+
+    <base_dir>/<model_name>/<version>/saved_model.pb
+                                      variables/
+                                      assets/tags.txt          one tag name per line
+                                      assets/zoo_preset.json   preset, preprocessing, patching
+
+Signatures (all outputs are batch-major, so TF Serving's server-side batching can split them):
+
+``serving_default(waveform)``
+    ``waveform``: float32 ``[batch, samples]`` at the preset's sample rate, every row the same
+    length. Returns ``probabilities [batch, patches, n_tags]``, ``mean_probabilities [batch,
+    n_tags]``, ``embedding [batch, patches, dim]``, ``patch_times [batch, patches]`` (seconds),
+    ``num_patches [batch]`` (int32), ``repeat_padded [batch]`` (bool) and ``tags [batch,
+    n_tags]`` (string). Rows equal ``zoo.tag(row, tail=...)`` (default ``tail="end"``);
+    rows shorter than one patch are tiled to one patch, as `zoo.tag` does.
+
+``tag_wav(wav)``
+    ``wav``: ``tf.string [batch]``, 16-bit PCM WAV files of any lengths and channel counts at the
+    preset's sample rate (another rate is an error from the graph: it does not resample).
+    Same outputs; per-patch outputs are zero-padded to the file with the most patches, and
+    ``num_patches`` says how many rows of each file are real.
+
+The TFLite export (``format="tflite"``) is the patch model only, front-end included: one
+``patch_samples`` waveform window in, ``probabilities`` and ``embedding`` out. Patching a whole
+file is left to the caller (`zoo.patching` shows how).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from zoo import serving_graph
+from zoo.models.registry import get_architecture
+from zoo.patching import PatchGrid
+from zoo.presets import PresetConfig
+
+FORMATS = ("saved_model", "tflite")
+TAGS_ASSET = "tags.txt"
+PRESET_ASSET = "zoo_preset.json"
+TFLITE_FILE = "model.tflite"
+SIGNATURES = ("serving_default", "tag_wav")
+# Patches per backbone call inside the graph: bounds activation memory (~0.5 GB for musicnn)
+# whatever the request size or file length, and matches zoo.tag's default batch.
+DEFAULT_MAX_PATCHES_PER_CALL = 16
+
+
+def _resolve_model(model_or_preset: Any) -> keras.Model:
+    """A waveform-in model carrying ``zoo_preset`` and ``zoo_backbone``."""
+    if isinstance(model_or_preset, keras.Model):
+        if getattr(model_or_preset, "zoo_preset", None) is None or \
+                getattr(model_or_preset, "zoo_backbone", None) is None:
+            raise TypeError("export needs a model from zoo.load() (it carries its preprocessing "
+                            "and backbone), a preset name or a preset directory")
+        return model_or_preset
+    if isinstance(model_or_preset, (str, os.PathLike, PresetConfig)):
+        from zoo.loading import load
+
+        return load(model_or_preset, include_top=True)
+    raise TypeError(f"cannot export {type(model_or_preset).__name__}: pass a preset name, a "
+                    "preset directory or a model from zoo.load()")
+
+
+def build_patch_model(model: keras.Model) -> keras.Model:
+    """One waveform patch -> ``{"probabilities", "embedding"}``, sharing the model's layers.
+
+    Uses the loaded model's own front-end layers (so a trained compression, e.g. ``log_learn``,
+    keeps its weights) and its backbone's tag layer and embedding tap (musicnn: ``penultimate``;
+    vgg: ``pool5``, flattened to one vector per patch).
+
+    Args:
+        model: a model from `zoo.load` (any ``include_top`` / ``features``).
+
+    Returns:
+        A Keras model, input float32 ``(batch, patch_samples)``.
+
+    Raises:
+        TypeError: the model does not come from `zoo.load`.
+
+    Example:
+        >>> patch_model = build_patch_model(zoo.load("musicnn_msd"))
+        >>> {k: v.shape for k, v in patch_model(np.zeros((1, 48128), "float32")).items()}
+        {'embedding': TensorShape([1, 200]), 'probabilities': TensorShape([1, 50])}
+    """
+    model = _resolve_model(model)
+    config: PresetConfig = model.zoo_preset
+    backbone: keras.Model = model.zoo_backbone
+    arch = get_architecture(config.architecture)
+    embedding = backbone.get_layer(arch.features[arch.embedding]).output
+    if len(embedding.shape) > 2:
+        embedding = keras.layers.Flatten(name="embedding_flatten")(embedding)
+    view = keras.Model(backbone.input, {"probabilities": backbone.output, "embedding": embedding},
+                       name=f"{backbone.name}_serving")
+    try:
+        logmel = model.get_layer("compression").output
+    except ValueError:
+        raise TypeError("the model has no 'compression' front-end layer: pass a model from "
+                        "zoo.load()") from None
+    return keras.Model(model.input, view(logmel), name=f"{config.name}_patch")
+
+
+def patch_grid_for(config: PresetConfig, tail: str = "end", hop_seconds: float = 3.0
+                   ) -> PatchGrid:
+    """The patch grid `zoo.tag` uses for a preset (``hop_seconds`` and ``tail`` as there)."""
+    from zoo.tagging import patch_grid
+
+    return patch_grid(config.preprocessing, hop_seconds, tail)
+
+
+class ServingModule(tf.Module):
+    """The exported object: the patch model plus the serving functions around it.
+
+    Args:
+        patch_model: from `build_patch_model`.
+        config: the model's preset.
+        grid: the patching to reproduce (`patch_grid_for`).
+        max_patches_per_call: patches per backbone call inside the graph.
+        asset_dir: a folder holding ``tags.txt`` and ``zoo_preset.json`` to ship as assets.
+    """
+
+    def __init__(self, patch_model: keras.Model, config: PresetConfig, grid: PatchGrid,
+                 max_patches_per_call: int, asset_dir: str | os.PathLike):
+        # Default module name: a preset name need not be a Python identifier (tf.Module's rule).
+        super().__init__()
+        self.patch_model = patch_model
+        self.tags_file = tf.saved_model.Asset(os.path.join(asset_dir, TAGS_ASSET))
+        self.preset_file = tf.saved_model.Asset(os.path.join(asset_dir, PRESET_ASSET))
+        self._grid = grid
+        self._sample_rate = config.preprocessing.sample_rate
+        self._tags = tuple(config.tags)
+        self._max_chunk = max_patches_per_call
+        self._seconds_per_frame = config.preprocessing.hop_length / self._sample_rate
+        dim = patch_model.output["embedding"].shape[-1]
+        self._row_signature = {
+            "probabilities": tf.TensorSpec([len(config.tags)], tf.float32),
+            "embedding": tf.TensorSpec([dim], tf.float32),
+        }
+        window = grid.window
+        self.serving_default = tf.function(
+            self._serve_waveform,
+            input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
+        self.tag_wav = tf.function(
+            self._serve_wav, input_signature=[tf.TensorSpec([None], tf.string, name="wav")])
+        self.patch = tf.function(
+            self._patch, input_signature=[tf.TensorSpec([None, window], tf.float32,
+                                                        name="waveform")])
+
+    def _patch(self, windows: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = self.patch_model(windows, training=False)
+        return {"probabilities": out["probabilities"], "embedding": out["embedding"]}
+
+    def _patches(self, flat_windows: tf.Tensor) -> dict[str, tf.Tensor]:
+        return serving_graph.run_in_chunks(self._patch, flat_windows, self._max_chunk,
+                                           self._row_signature)
+
+    def _outputs(self, probabilities, embedding, starts, num_patches, repeat_padded
+                 ) -> dict[str, tf.Tensor]:
+        """The common output dict; per-patch tensors are ``[batch, patches, ...]``."""
+        batch = tf.shape(num_patches)[0]
+        mask = tf.sequence_mask(num_patches, tf.shape(probabilities)[1], tf.float32)
+        # Mean over the real patches only (tag_wav pads shorter files with zero rows).
+        total = tf.reduce_sum(probabilities * mask[:, :, tf.newaxis], axis=1)
+        mean = total / tf.cast(num_patches, tf.float32)[:, tf.newaxis]
+        times = tf.cast(starts, tf.float32) * self._seconds_per_frame
+        tags = tf.tile(tf.constant(list(self._tags))[tf.newaxis, :], tf.stack([batch, 1]))
+        return {
+            "probabilities": probabilities,
+            "mean_probabilities": mean,
+            "embedding": embedding,
+            "patch_times": times,
+            "num_patches": num_patches,
+            "repeat_padded": repeat_padded,
+            # Repeated per row: TF Serving's batching splits every output along axis 0.
+            "tags": tags,
+        }
+
+    def _serve_waveform(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        windows, starts, short = serving_graph.patch_windows(waveform, self._grid)
+        batch, patches = tf.shape(windows)[0], tf.shape(windows)[1]
+        out = self._patches(tf.reshape(windows, [-1, self._grid.window]))
+
+        def per_row(t: tf.Tensor) -> tf.Tensor:
+            return tf.reshape(t, tf.concat([[batch, patches], tf.shape(t)[1:]], axis=0))
+
+        return self._outputs(per_row(out["probabilities"]), per_row(out["embedding"]),
+                             tf.tile(starts[tf.newaxis, :], tf.stack([batch, 1])),
+                             tf.fill([batch], patches), tf.fill([batch], short))
+
+    def _serve_wav(self, wav: tf.Tensor) -> dict[str, tf.Tensor]:
+        windows, starts, short = serving_graph.wav_windows(wav, self._grid, self._sample_rate)
+        # Every patch of every file goes through the backbone together, in bounded chunks.
+        out = self._patches(windows.flat_values)
+        lengths = windows.row_lengths()
+
+        def per_file(t: tf.Tensor) -> tf.Tensor:
+            return tf.RaggedTensor.from_row_lengths(t, lengths).to_tensor()
+
+        return self._outputs(per_file(out["probabilities"]), per_file(out["embedding"]),
+                             starts.to_tensor(), tf.cast(lengths, tf.int32), short)
+
+
+def _preset_document(config: PresetConfig, grid: PatchGrid, max_patches_per_call: int,
+                     version: int, format: str) -> dict[str, Any]:  # noqa: A002
+    """What a serving client needs to feed the export correctly, as JSON."""
+    from zoo import __version__
+
+    prep = config.preprocessing
+    document = {
+        "preset": config.to_dict(),
+        "serving": {
+            "format": "saved_model",
+            "model_version": version,
+            "sample_rate": prep.sample_rate,
+            "patch_samples": prep.patch_samples,
+            "patch_hop_samples": grid.hop_frames * grid.hop_length,
+            "edge_padding": grid.edge,
+            "pad_mode": grid.pad_mode,
+            "tail": grid.tail,
+            "min_tail_frames": grid.min_tail_frames,
+            "short_input": "repeat_padded",
+            "max_patches_per_call": max_patches_per_call,
+            "signatures": list(SIGNATURES),
+            "wav_encoding": "16-bit PCM WAV at sample_rate (tag_wav does not resample)",
+            "zoo_version": __version__,
+            "tensorflow_version": tf.__version__,
+        },
+    }
+    if format == "tflite":
+        # The flatbuffer holds the patch model only: the caller cuts the patches.
+        serving = document["serving"]
+        for key in ("max_patches_per_call", "wav_encoding"):
+            del serving[key]
+        serving.update(format="tflite", file=TFLITE_FILE, signatures=["serving_default"],
+                       input="waveform: float32 [batch, patch_samples], one patch per row; "
+                             "patching (pad_mode, edge_padding, hops, tail) is the caller's")
+    return document
+
+
+def _write_assets(folder: Path, document: dict[str, Any], tags: tuple[str, ...]) -> None:
+    (folder / TAGS_ASSET).write_text("".join(f"{t}\n" for t in tags), encoding="utf-8")
+    (folder / PRESET_ASSET).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+
+
+def tflite_from_keras(model: keras.Model, input_name: str = "waveform") -> bytes:
+    """Convert a single-input Keras model to a TFLite flatbuffer of builtin ops only.
+
+    The variables are frozen into constants first: converted as they are (from the concrete
+    function with a trackable, or from a SavedModel), Keras 3 weights stay TFLite resource
+    variables that nothing initialises, and the interpreter then returns NaN (XNNPACK) or fails
+    in ``READ_VARIABLE``. The frozen function is wrapped again so that the flatbuffer keeps a
+    ``serving_default`` signature with named outputs.
+
+    Args:
+        model: a Keras model with one input; dict outputs keep their names, a single tensor
+            output is named ``output``.
+        input_name: the signature's input name.
+
+    Returns:
+        The ``.tflite`` bytes; the batch axis is resizable (``shape_signature`` -1).
+
+    Raises:
+        tf.lite converter errors (``ConverterError``) if an op has no builtin TFLite kernel.
+
+    Example:
+        >>> data = tflite_from_keras(build_patch_model(zoo.load("musicnn_msd")))
+        >>> runner = tf.lite.Interpreter(model_content=data).get_signature_runner()
+        >>> runner(waveform=np.zeros((2, 48128), "float32"))["probabilities"].shape
+        (2, 50)
+    """
+    # Internal module, but the one the TFLite converter itself uses to freeze variables.
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32, name=input_name)
+
+    def call(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = model(waveform, training=False)
+        return dict(out) if isinstance(out, dict) else {"output": out}
+
+    concrete = tf.function(call, input_signature=[spec]).get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    def call_frozen(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        return tf.nest.pack_sequence_as(structure, frozen(waveform))
+
+    wrapped = tf.function(call_frozen, input_signature=[spec]).get_concrete_function()
+    # An (empty) trackable makes the converter write a SignatureDef with the output names.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([wrapped], tf.Module())
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter.convert()
+
+
+def export(
+    model_or_preset: str | os.PathLike | PresetConfig | keras.Model,
+    base_dir: str | os.PathLike,
+    version: int = 1,
+    format: str = "saved_model",  # noqa: A002 - the name the issue and the CLI use
+    *,
+    model_name: str | None = None,
+    tail: str = "end",
+    max_patches_per_call: int = DEFAULT_MAX_PATCHES_PER_CALL,
+    overwrite: bool = False,
+) -> Path:
+    """Export a tagger for serving, in TF Serving's ``<base>/<name>/<version>/`` layout.
+
+    The version folder is written under a temporary name and renamed into place at the end, so
+    a TF Serving instance watching ``base_dir`` never loads a half-written version.
+
+    Args:
+        model_or_preset: a preset name (``"musicnn_msd"``), a preset directory, a
+            `PresetConfig`, or a model from `zoo.load`.
+        base_dir: the model base folder (TF Serving's ``--model_base_path`` is
+            ``base_dir/<model_name>``).
+        version: the version folder, a positive integer (TF Serving serves the highest).
+        format: ``"saved_model"`` (both signatures, see the module docstring) or ``"tflite"``
+            (``model.tflite``: the patch model, front-end included).
+        model_name: the folder under ``base_dir``; default the preset name.
+        tail: the in-graph patching's tail policy, as `zoo.tag`'s ``tail``: ``"end"`` (default,
+            an extra end-aligned patch when >= 1 s is left uncovered) or ``"drop"``.
+        max_patches_per_call: patches per backbone call inside the graph (memory bound).
+        overwrite: replace an existing version folder instead of refusing.
+
+    Returns:
+        The version folder, ``base_dir/model_name/version``.
+
+    Raises:
+        ValueError: bad ``format``, ``version``, ``tail`` or ``max_patches_per_call``.
+        FileExistsError: the version folder exists and ``overwrite`` is False.
+        TypeError: ``model_or_preset`` is not a preset or a model from `zoo.load`.
+        PresetError, WeightsError: as `zoo.load`.
+
+    Example:
+        >>> path = zoo.export("musicnn_msd", "models")   # models/musicnn_msd/1
+        >>> sig = tf.saved_model.load(str(path)).signatures["serving_default"]
+        >>> sig(waveform=tf.zeros([1, 48000]))["mean_probabilities"].shape
+        TensorShape([1, 50])
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be a positive integer, got {version!r}")
+    if tail not in ("end", "drop"):
+        raise ValueError(f"tail must be 'end' or 'drop', got {tail!r}")
+    if max_patches_per_call < 1:
+        raise ValueError(f"max_patches_per_call must be >= 1, got {max_patches_per_call}")
+    model = _resolve_model(model_or_preset)
+    config: PresetConfig = model.zoo_preset
+    name = model_name or config.name
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ValueError(f"model_name must be a plain folder name, got {name!r}")
+    target = Path(os.fspath(base_dir)).expanduser() / name / str(version)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pick another version or pass overwrite=True")
+
+    grid = patch_grid_for(config, tail)
+    document = _preset_document(config, grid, max_patches_per_call, version, format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A dot-name is not a number, so TF Serving ignores it until the rename below.
+    staging = target.parent / f".{version}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        if format == "saved_model":
+            with tempfile.TemporaryDirectory(prefix="zoo-export-") as assets:
+                _write_assets(Path(assets), document, config.tags)
+                module = ServingModule(build_patch_model(model), config, grid,
+                                       max_patches_per_call, assets)
+                signatures = {
+                    "serving_default": module.serving_default.get_concrete_function(),
+                    "tag_wav": module.tag_wav.get_concrete_function(),
+                }
+                tf.saved_model.save(module, str(staging), signatures=signatures)
+        else:
+            data = tflite_from_keras(build_patch_model(model))
+            staging.mkdir()
+            (staging / TFLITE_FILE).write_bytes(data)
+            _write_assets(staging, document, config.tags)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
