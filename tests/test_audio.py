@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zoo
-from zoo import _tfio, audio
+from zoo import audio
+from zoo.audio import _backends, _containers, _sources, _tfio
 from zoo.errors import AudioError, AudioWarning
 
 # (extension, soundfile format, subtype, sample rate, tolerance vs the written signal).
@@ -333,8 +334,8 @@ def test_mp3_without_length_header_still_loads(tmp_path):
     rate = [44100, 48000, 32000][(data[2] >> 2) & 3]
     stripped = data[144 * kbps * 1000 // rate + ((data[2] >> 1) & 1) :]
     assert stripped[:2] == b"\xff\xfb"
-    raw = audio._as_raw(stripped)
-    assert not audio._mp3_has_length_header(raw)
+    raw = _sources.as_raw(stripped)
+    assert not _containers._mp3_has_length_header(raw)
     assert len(audio.load(stripped, sr=None)) > 1000
 
 
@@ -588,7 +589,7 @@ def test_stream_reports_decode_errors_from_the_iterator(tmp_path):
 def fresh_tfio(monkeypatch):
     """Forget the cached tfio probe and the once-per-process notice, before and after."""
     _tfio.reset()
-    monkeypatch.setattr(audio, "_fallback_noticed", False)
+    monkeypatch.setattr(_backends, "_fallback_noticed", False)
     monkeypatch.delenv(audio.BACKEND_ENV, raising=False)
     yield
     _tfio.reset()
