@@ -73,6 +73,8 @@ def test_musicnn_patch_has_187_frames():
     assert tuple(layer(np.zeros((3, 48128), np.float32)).shape) == (3, 187, 96)
     assert layer.compute_output_shape((None, 48128)) == (None, 187, 96)
     assert layer.compute_output_shape((None, None)) == (None, None, 96)
+    inputs = keras.Input(shape=(48128,))  # static length stays static for later layers
+    assert keras.Model(inputs, layer(inputs)).output_shape == (None, 187, 96)
 
 
 @pytest.mark.parametrize("window", ["hann", "hamming", "blackman", "boxcar"])

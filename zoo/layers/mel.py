@@ -153,7 +153,8 @@ class MelSpectrogram(keras.layers.Layer):
             power = tf.math.abs(spec)
         else:
             power = tf.math.pow(tf.math.abs(spec), self.power)
-        return tf.matmul(power, tf.constant(self._fb_t))
+        # tensordot flattens (batch, frames) into one 2-D matmul: faster than a batched one.
+        return tf.tensordot(power, tf.constant(self._fb_t), axes=1)
 
     def get_config(self) -> dict:
         config = super().get_config()
