@@ -194,3 +194,20 @@ def test_mel_then_log_under_mixed_precision_stays_float32():
 def test_log10_scaled_floors_negative_input_at_zero(quantize):
     out = run(Log10Scaled(quantize_float16=quantize), np.array([-1e-7, -3.0, 0.0], np.float32))
     np.testing.assert_array_equal(out, 0.0)
+
+
+def test_tflite_op_set_gives_the_same_float16_rounding():
+    from zoo.layers.compression import quantize_float16
+    from zoo.layers.portability import tflite_builtin_ops
+
+    x = np.concatenate([
+        np.random.default_rng(5).lognormal(0, 8, 20000),
+        [0.0, 2.0**-25, 3 * 2.0**-25, 2.0**-14, 65504.0, 65519.0, 1e9, 1.0 + 2.0**-11],
+    ]).astype(np.float32)
+    x = np.concatenate([x, -x])
+    default = quantize_float16(tf.constant(x)).numpy()
+    with tflite_builtin_ops():
+        portable = tf.function(quantize_float16)(tf.constant(x)).numpy()
+    np.testing.assert_array_equal(default, portable)
+    want = np.clip(x, -65504, 65504).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(default, want)

@@ -45,6 +45,7 @@ import keras
 import tensorflow as tf
 
 from zoo import serving_graph
+from zoo.layers.portability import tflite_builtin_ops
 from zoo.models.registry import get_architecture
 from zoo.patching import PatchGrid
 from zoo.presets import PresetConfig
@@ -293,7 +294,8 @@ def tflite_from_keras(model: keras.Model, input_name: str = "waveform") -> bytes
         out = model(waveform, training=False)
         return dict(out) if isinstance(out, dict) else {"output": out}
 
-    concrete = tf.function(call, input_signature=[spec]).get_concrete_function()
+    with tflite_builtin_ops():  # the front-end layers trace to ops TFLite has
+        concrete = tf.function(call, input_signature=[spec]).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
     structure = concrete.structured_outputs
 

@@ -10,8 +10,13 @@ import math
 import keras
 import tensorflow as tf
 
+from zoo.layers.portability import tflite_builtin_ops_active
+
 # Largest finite float16; anything above would become inf when cast.
 _FLOAT16_MAX = 65504.0
+_SIGN_BIT = -0x80000000  # int32 with only the sign bit set
+_F16_MIN_NORMAL_BITS = 0x38800000  # float32 bits of 2**-14
+_F16_SUBNORMAL_SCALE = 2.0**24
 _LN10 = math.log(10.0)
 
 
@@ -37,7 +42,20 @@ def quantize_float16(x: tf.Tensor) -> tf.Tensor:
         [1.0, 65504.0]
     """
     x = tf.clip_by_value(tf.cast(x, tf.float32), -_FLOAT16_MAX, _FLOAT16_MAX)
-    return tf.cast(tf.cast(x, tf.float16), tf.float32)
+    if tflite_builtin_ops_active():
+        return tf.cast(tf.cast(x, tf.float16), tf.float32)
+    # XLA (TF 2.17) folds a float32->float16->float32 cast pair into nothing, so round the
+    # float32 bits instead: keep 10 mantissa bits, ties to even.
+    bits = tf.bitcast(x, tf.int32)
+    sign = tf.bitwise.bitwise_and(bits, _SIGN_BIT)
+    magnitude = tf.bitwise.bitwise_and(bits, ~_SIGN_BIT)
+    lsb = tf.bitwise.bitwise_and(tf.bitwise.right_shift(magnitude, 13), 1)
+    rounded = tf.bitwise.bitwise_and(magnitude + 0x0FFF + lsb, ~0x1FFF)
+    normal = tf.bitcast(tf.bitwise.bitwise_or(rounded, sign), tf.float32)
+    # Below float16's smallest normal (2**-14) its spacing is a fixed 2**-24; scaling by powers
+    # of two is exact and tf.round rounds half to even.
+    subnormal = tf.round(x * _F16_SUBNORMAL_SCALE) / _F16_SUBNORMAL_SCALE
+    return tf.where(magnitude < _F16_MIN_NORMAL_BITS, subnormal, normal)
 
 
 class _Float32Layer(keras.layers.Layer):
