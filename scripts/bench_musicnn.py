@@ -107,8 +107,10 @@ def bench_original(path: Path, model_name: str, python: str, repeat: int) -> dic
 
 
 def peak_rss(path: Path, model_name: str) -> float:
-    code = ("import resource, sys, zoo; zoo.tag(sys.argv[1], model=sys.argv[2]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a child started by a
+    # big parent (this one, after the runs above) would report the parent's size.
+    code = ("import re, sys, zoo; zoo.tag(sys.argv[1], model=sys.argv[2]); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
     out = subprocess.run([sys.executable, "-c", code, str(path), model_name],
                          capture_output=True, text=True, check=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})

@@ -107,3 +107,12 @@ def test_public_api_names():
     assert callable(zoo.presets) and "musicnn_msd" in zoo.presets()
     assert callable(zoo.load) and callable(zoo.tag) and callable(zoo.extract)
     assert zoo.audio.load is not None and issubclass(zoo.AudioError, ValueError)
+
+
+def test_keras_predict_with_xla_matches_the_direct_call():
+    """Users compile with XLA (fine-tuning, predict): the front-end must compile and keep the
+    float16 rounding (TF 2.17's XLA folds a plain float16 cast pair away)."""
+    model = zoo.load("vgg_mtt")
+    x = np.random.default_rng(4).normal(0, 0.1, (2, 48128)).astype("float32")
+    model.compile(jit_compile=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(model(x)), atol=1e-5)

@@ -26,7 +26,7 @@ from zoo.models.pipeline import select_outputs, wrap_waveform
 from zoo.patching import PatchGrid, iter_patches
 from zoo.presets import PresetConfig
 
-DEFAULT_BATCH_SIZE = 16  # fastest on 2 CPU cores, and keeps activations ~0.5 GB
+DEFAULT_BATCH_SIZE = 8  # as fast as larger batches on 2 cores, and bounds peak memory
 MIN_TAIL_SECONDS = 1.0  # a shorter remainder is not worth a mostly-overlapping extra patch
 _STREAM_BLOCK_PATCHES = 8  # decode this many patch hops of audio per read
 

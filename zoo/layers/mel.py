@@ -7,7 +7,6 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.layers.filterbank import mel_filterbank
-from zoo.layers.portability import tflite_builtin_ops_active
 
 # Generalised cosine windows: w[n] = sum_k (-1)^k a_k cos(2 pi k n / N), periodic (fftbins=True).
 _COSINE_WINDOWS = {
@@ -124,7 +123,6 @@ class MelSpectrogram(keras.layers.Layer):
         fb = mel_filterbank(self.sr, self.n_fft, self.n_mels, self.fmin, self.fmax, self.htk, norm)
         # Stored transposed, (n_fft // 2 + 1, n_mels), so the mel step is a plain matmul.
         self._fb_t = np.ascontiguousarray(fb.T)
-        self._fb_t_pairs = np.repeat(self._fb_t, 2, axis=0)  # rows for (re, im) of each bin
 
     @property
     def filterbank(self) -> np.ndarray:
@@ -148,15 +146,9 @@ class MelSpectrogram(keras.layers.Layer):
             x = tf.pad(x, [[0, 0], [pad, pad]], mode=self.pad_mode.upper())
         frames = tf.signal.frame(x, self.n_fft, self.hop_length, axis=-1)
         spec = tf.signal.rfft(frames * tf.constant(self._window), fft_length=[self.n_fft])
-        if self.power == 2.0 and not tflite_builtin_ops_active():
-            # Viewing complex64 as interleaved (re, im) float32 pairs and squaring lets one
-            # matmul against the row-doubled filterbank sum re^2 + im^2: ~25% faster than
-            # separate real/imag passes, same value to ~1 ulp.
-            pairs = tf.bitcast(spec, tf.float32)
-            pairs = tf.reshape(pairs, tf.concat([tf.shape(spec)[:-1], [2 * spec.shape[-1]]], 0))
-            return tf.tensordot(tf.math.square(pairs), tf.constant(self._fb_t_pairs), axes=1)
         if self.power == 2.0:
             # re^2 + im^2 skips the sqrt-then-square of abs() ** 2; same value to ~1 ulp.
+            # (A complex->float bitcast would save a pass but XLA cannot compile it.)
             power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))
         elif self.power == 1.0:
             power = tf.math.abs(spec)
