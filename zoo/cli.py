@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from zoo.errors import ZooError
+from zoo.finetune.cli import add_finetune_parser
 
 
 def _plot_path(template: str, source: str, many: bool) -> str:
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-config", metavar="JSON",
                    help="preset JSON whose weights.hub gets the pushed commit (pinned)")
     p.set_defaults(func=cmd_push)
+
+    add_finetune_parser(sub)
     return parser
 
 

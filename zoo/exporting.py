@@ -100,8 +100,9 @@ def build_patch_model(model: keras.Model) -> keras.Model:
     model = _resolve_model(model)
     config: PresetConfig = model.zoo_preset
     backbone: keras.Model = model.zoo_backbone
-    arch = get_architecture(config.architecture)
-    embedding = backbone.get_layer(arch.features[arch.embedding]).output
+    features, embedding_name = get_architecture(config.architecture).taps(
+        config.architecture_config)
+    embedding = backbone.get_layer(features[embedding_name]).output
     if len(embedding.shape) > 2:
         embedding = keras.layers.Flatten(name="embedding_flatten")(embedding)
     view = keras.Model(backbone.input, {"probabilities": backbone.output, "embedding": embedding},

@@ -34,6 +34,9 @@ class Preprocessing:
         pad_mode: padding of the whole signal before framing (``"reflect"``: librosa <= 0.8 and the
             musicnn weights; ``"constant"``: later librosa).
         patch_frames: frames per model input patch.
+        compression_weights: trained variables of a trainable compression (``LogLearn``:
+            ``a``, ``b``; ``PCEN``: ``log_alpha``, ...) by name, assigned after it is built;
+            empty: the layer's initial values (see `zoo.models.pipeline.compression_weights`).
     """
 
     sample_rate: int = 16000
@@ -51,6 +54,7 @@ class Preprocessing:
     compression_config: dict[str, Any] = field(default_factory=dict)
     pad_mode: str = "reflect"
     patch_frames: int = 187
+    compression_weights: dict[str, Any] = field(default_factory=dict)
 
     @property
     def patch_samples(self) -> int:
@@ -106,6 +110,9 @@ class PresetConfig:
         data = dataclasses.asdict(self)
         data.pop("root")
         data["tags"] = list(self.tags)
+        # Written only when set, so presets without a trained front-end keep their exact JSON.
+        if not data["preprocessing"]["compression_weights"]:
+            del data["preprocessing"]["compression_weights"]
         return {"schema_version": SCHEMA_VERSION, **data}
 
     @classmethod

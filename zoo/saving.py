@@ -1,9 +1,10 @@
 """`zoo.save_preset`: write a (fine-tuned) model as a preset directory that `zoo.load` reads.
 
 A preset directory holds ``config.json`` (architecture, preprocessing, tags, licence, metrics and
-the sha256 of the weights), ``model.weights.h5`` (the log-mel backbone; the front-end has no
-trained weights and is rebuilt from the config), ``README.md`` (a model card) and, when the
-weights derive from a licensed source, its licence file. scripts/push_to_hub.py publishes it.
+the sha256 of the weights), ``model.weights.h5`` (the log-mel backbone; the front-end is rebuilt
+from the config, which also keeps the values of a trainable compression such as LogLearn or
+PCEN), ``README.md`` (a model card) and, when the weights derive from a licensed source, its
+licence file. scripts/push_to_hub.py publishes it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def license_path(config: PresetConfig) -> Path | None:
         return None
     path = (Path(config.root) if config.root else shipped_dir()) / name
     return path if path.is_file() else None
+
+
+def _trained_preprocessing(model: Any, config: PresetConfig):
+    """The preprocessing with the current values of a trainable compression layer (LogLearn,
+    PCEN) of the waveform model: they are not in the backbone's weights file."""
+    from zoo.models.pipeline import compression_weights
+
+    try:
+        layer = model.get_layer("compression")
+    except (AttributeError, ValueError):
+        return config.preprocessing
+    values = compression_weights(layer)
+    if not values:
+        return config.preprocessing
+    return dataclasses.replace(config.preprocessing, compression_weights=values)
 
 
 def save_preset(
@@ -120,6 +136,7 @@ def save_preset(
 
     saved = dataclasses.replace(
         config,
+        preprocessing=_trained_preprocessing(model, config),
         name=name or config.name,
         description=description or config.description,
         tags=new_tags,

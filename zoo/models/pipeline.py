@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import keras
+import numpy as np
 
 from zoo import layers as zl
 from zoo.models.registry import get_architecture
@@ -37,6 +38,39 @@ def build_frontend(prep: Preprocessing) -> list[keras.layers.Layer]:
     return [mel, compression]
 
 
+def compression_weights(layer: keras.layers.Layer) -> dict[str, list]:
+    """The trained variables of a front-end compression layer (`LogLearn`, `PCEN`), by name.
+
+    Front-end layers live in the waveform wrapper, not in the backbone whose weights file a
+    preset holds; their few trained values are kept in ``Preprocessing.compression_weights``
+    (JSON) instead, so a preset stays one weights file and rebuilds exactly.
+
+    Returns:
+        ``{variable name: nested list}``; empty for a layer without weights.
+    """
+    return {w.name: w.numpy().tolist() for w in layer.weights}
+
+
+def set_compression_weights(layer: keras.layers.Layer, values: dict[str, list]) -> None:
+    """Assign values from `compression_weights` to a built compression layer.
+
+    Raises:
+        ValueError: a name the layer does not have, or a shape that does not match.
+    """
+    by_name = {w.name: w for w in layer.weights}
+    unknown = set(values) - set(by_name)
+    if unknown:
+        raise ValueError(f"compression_weights {sorted(unknown)} are not variables of "
+                         f"{type(layer).__name__} ({sorted(by_name)})")
+    for name, value in values.items():
+        variable = by_name[name]
+        array = np.asarray(value, dtype=variable.dtype)
+        if tuple(array.shape) != tuple(variable.shape):
+            raise ValueError(f"compression weight {name!r} has shape {array.shape}, the layer "
+                             f"expects {tuple(variable.shape)}")
+        variable.assign(array)
+
+
 def build_backbone(config: PresetConfig, weights_path: str | os.PathLike | None = None
                    ) -> keras.Model:
     """The log-mel model of a preset, with its tag layer, optionally loading weights."""
@@ -53,23 +87,26 @@ def wrap_waveform(config: PresetConfig, logmel_model: keras.Model, name: str) ->
     prep = config.preprocessing
     waveform = keras.Input((prep.patch_samples,), name="waveform")
     x = waveform
-    for layer in build_frontend(prep):
+    frontend = build_frontend(prep)
+    for layer in frontend:
         x = layer(x)
+    if prep.compression_weights:  # trained front-end values (the layer is built by now)
+        set_compression_weights(frontend[-1], prep.compression_weights)
     return keras.Model(waveform, logmel_model(x), name=name)
 
 
 def select_outputs(backbone: keras.Model, config: PresetConfig, include_top: bool = True,
                    features: bool = False) -> keras.Model:
     """A view of the backbone that outputs the tags, the embedding, or every named feature."""
-    arch = get_architecture(config.architecture)
+    taps, embedding_name = get_architecture(config.architecture).taps(config.architecture_config)
     if features:
-        outputs = {name: backbone.get_layer(layer).output for name, layer in arch.features.items()}
+        outputs = {name: backbone.get_layer(layer).output for name, layer in taps.items()}
         if include_top:
             outputs["tags"] = backbone.output
         return keras.Model(backbone.input, outputs, name=f"{backbone.name}_features")
     if include_top:
         return backbone
-    embedding = backbone.get_layer(arch.features[arch.embedding]).output
+    embedding = backbone.get_layer(taps[embedding_name]).output
     return keras.Model(backbone.input, embedding, name=f"{backbone.name}_embedding")
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import keras
 
 from zoo.errors import PresetError
+from zoo.models.classifier import build_classifier, classifier_features
+from zoo.models.melcnn import MELCNN_FEATURES, build_melcnn
 from zoo.models.musicnn.musicnn import MUSICNN_FEATURES, build_musicnn
 from zoo.models.musicnn.vgg import VGG_FEATURES, build_vgg
 
@@ -20,21 +22,37 @@ class Architecture:
         build: ``build(**architecture_config, include_top=True) -> keras.Model`` on log-mel input.
         features: feature name -> layer name, in the order `zoo.extract` reports them.
         embedding: the feature that ``include_top=False`` returns.
-        tf1_name: architecture key of the TF1 checkpoint mapping, if the family has one.
+        resolve: for families whose taps depend on the config (``classifier``: those of its
+            backbone), ``resolve(architecture_config) -> (features, embedding)``.
     """
 
     build: Callable[..., keras.Model]
     features: Mapping[str, str]
     embedding: str
+    resolve: Callable[[dict], tuple[Mapping[str, str], str]] | None = None
+
+    def taps(self, config: Mapping) -> tuple[Mapping[str, str], str]:
+        """``(features, embedding)`` of a model built with ``config``."""
+        if self.resolve is not None:
+            return self.resolve(dict(config))
+        return self.features, self.embedding
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "musicnn": Architecture(build_musicnn, MUSICNN_FEATURES, "penultimate"),
     "vgg": Architecture(build_vgg, VGG_FEATURES, "pool5"),
+    "melcnn": Architecture(build_melcnn, MELCNN_FEATURES, "embedding"),
+    # Features are resolved from the backbone named in the config.
+    "classifier": Architecture(build_classifier, {}, "embedding", resolve=classifier_features),
 }
 
 
 def get_architecture(name: str) -> Architecture:
+    """The registered architecture called ``name``.
+
+    Raises:
+        PresetError: unknown name (the message lists the known ones).
+    """
     try:
         return ARCHITECTURES[name]
     except KeyError:

@@ -1,0 +1,146 @@
+"""Fine-tuning dataset readers and metrics: labels, folds/splits, bad files, hand-computed
+scores."""
+
+import numpy as np
+import pytest
+from finetune_data import make_esc50, make_gtzan, make_speech_commands, make_us8k, write
+
+from zoo.finetune import datasets as ds
+from zoo.finetune.embeddings import run_patches
+from zoo.finetune.metrics import classification_metrics, confusion_matrix, summarize_folds
+from zoo.finetune.train import class_weights
+from zoo.presets import Preprocessing
+
+
+def test_gtzan_stratified_split_is_seeded(tmp_path):
+    root = make_gtzan(tmp_path, per_label=5)
+    data = ds.read_gtzan(root)
+    assert data.classes == ("jazz", "pop", "rock")
+    assert len(data.clips) == 15
+    for label in data.classes:  # 60/20/20 of 5 per label
+        counts = [sum(c.label == label and c.split == s for c in data.clips) for s in ds.SPLITS]
+        assert counts == [3, 1, 1]
+    again = ds.read_gtzan(root)
+    assert [c.split for c in again.clips] == [c.split for c in data.clips]
+    assert [c.split for c in ds.read_gtzan(root, seed=7).clips] != [c.split for c in data.clips]
+
+
+def test_gtzan_split_files_and_missing_entries(tmp_path, capsys):
+    root = make_gtzan(tmp_path, split_lists=True)
+    with open(root / "test.txt", "a") as f:
+        f.write("genres/rock/rock.00099.wav\n")
+    # A list naming the .wav of a GTZAN .au file still finds it.
+    au = root / "genres" / "jazz" / "jazz.00000.au"
+    (root / "genres" / "jazz" / "jazz.00000.wav").rename(au)
+    data = ds.read_gtzan(root)
+    assert {c.split for c in data.clips if c.path.endswith("jazz.00000.au")} == {"train"}
+    assert len(data.split("train")) == 9 and len(data.split("test")) == 3
+    assert data.problems and "rock.00099" in data.problems[0][0]
+    assert "rock.00099.wav" in capsys.readouterr().err
+
+
+def test_esc50_folds_classes_and_missing_file(tmp_path):
+    root = make_esc50(tmp_path)
+    (root / "audio" / "3-13-A-1.wav").unlink()
+    data = ds.read_esc50(root)
+    assert data.classes == ("dog", "rain", "siren")
+    assert data.folds == (1, 2, 3, 4, 5)
+    assert len(data.clips) == 14
+    assert [c.label for c in data.fold(2)] == ["dog", "rain", "siren"]
+    assert len(data.fold(2, exclude=True)) == 11
+    assert data.problems[0][0].endswith("3-13-A-1.wav")
+
+
+def test_urbansound8k_ten_folds(tmp_path):
+    data = ds.read_urbansound8k(make_us8k(tmp_path))
+    assert data.folds == tuple(range(1, 11))
+    assert data.classes == ("car_horn", "drilling")
+    assert all(f"fold{c.fold}" in c.path for c in data.clips)
+
+
+def test_speech_commands_12_and_35_class_tasks(tmp_path):
+    root = make_speech_commands(tmp_path)
+    data = ds.read_speech_commands(root, task="12")
+    assert data.classes == ("yes", "no", "up", "unknown", "silence")
+    train = data.split("train")
+    assert sum(c.label == "yes" for c in train) == 4
+    # unknown subsampled and silence made to about one command word's count, per split
+    assert sum(c.label == "unknown" for c in train) == 4
+    silence = [c for c in train if c.label == "silence"]
+    assert len(silence) == 4 and all(c.duration == 1.0 for c in silence)
+    assert all(c.path.endswith("white_noise.wav") and 0 <= c.offset <= 2.0 for c in silence)
+    assert {c.split for c in data.clips if "spk5" in c.path} == {"test"}
+    full = ds.read_speech_commands(root, task="35")
+    assert full.classes == ("cat", "dog", "no", "up", "yes")
+    assert len(full.clips) == 30 and data.noise_files == full.noise_files
+
+
+def test_bad_file_reported_and_skipped(tmp_path, capsys):
+    root = make_esc50(tmp_path)
+    (root / "audio" / "2-02-A-0.wav").write_bytes(b"RIFF\x00\x00not audio")
+    data = ds.read_esc50(root)
+    prep = Preprocessing(sample_rate=8000, n_fft=256, hop_length=128, n_mels=24,
+                         fmax=4000.0, patch_frames=32)
+    out = run_patches(lambda x: x[:, :4], data.clips, prep, 0.256, progress=False)
+    bad = [i for i, c in enumerate(data.clips) if c.path.endswith("2-02-A-0.wav")][0]
+    assert bad not in out.clip_index and len(out.failed) == 1
+    assert "2-02-A-0.wav" in capsys.readouterr().err
+    # 1 s at 8 kHz = 63 frames; 32-frame patches every 16 frames: 2 (no tail: 15 frames < 1 s)
+    assert np.bincount(out.clip_index).max() == 2
+    means, ids = out.clip_mean(len(data.clips))
+    assert len(ids) == 14 and means.shape == (14, 4)
+
+    dataset, steps = ds.patch_dataset(data.clips, data.label_ids(data.clips), prep,
+                                      0.256, batch_size=4, shuffle=False)
+    assert steps == 7  # from the headers: 14 readable clips x 2 patches / 4
+    batch_x, batch_y = next(iter(dataset))
+    assert batch_x.shape == (4, prep.patch_samples) and batch_y.dtype == np.int64
+
+
+def test_short_clips_are_repeat_padded_like_tagging(tmp_path):
+    path = write(tmp_path / "short.wav", np.ones(800, np.float32) * 0.1)
+    prep = Preprocessing(sample_rate=8000, n_fft=256, hop_length=128, n_mels=24,
+                         fmax=4000.0, patch_frames=32)
+    patches = ds.clip_patches(ds.decode_clip(ds.Clip(str(path), "x"), 8000), prep, 1.0)
+    assert patches.shape == (1, prep.patch_samples)
+
+
+def test_noise_mixing_is_bounded():
+    rng = np.random.default_rng(0)
+    patch = np.zeros(100, np.float32)
+    noise = [np.ones(50, np.float32)]
+    mixed = ds.mix_noise(patch, noise, rng, probability=1.0, max_gain=0.1)
+    assert 0 < mixed.max() <= 0.1 and mixed.shape == patch.shape
+    assert ds.mix_noise(patch, noise, rng, probability=0.0) is patch
+
+
+def test_metrics_against_hand_computed_values():
+    y_true = [0, 0, 0, 1, 1, 2]
+    y_pred = [0, 0, 1, 1, 2, 2]
+    assert confusion_matrix(y_true, y_pred, 3).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # a: P 2/2, R 2/3 -> F1 0.8; b: P 1/2, R 1/2 -> 0.5; c: P 1/2, R 1 -> 2/3
+    assert m["per_class"]["a"] == pytest.approx(
+        {"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
+    assert m["per_class"]["b"]["f1"] == pytest.approx(0.5)
+    assert m["per_class"]["c"]["f1"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+
+
+def test_metrics_classes_absent_from_a_fold_and_never_predicted():
+    m = classification_metrics([0, 0], [0, 1], ["a", "b", "c"])
+    # b is predicted but has no clips, c neither: only a (F1 2/3) has a recall to average
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert m["macro_f1"] == pytest.approx(2 / 3)
+    summary = summarize_folds({"1": {"accuracy": 0.5, "macro_f1": 0.4},
+                               "2": {"accuracy": 1.0, "macro_f1": 0.8}})
+    assert summary == pytest.approx({"accuracy_mean": 0.75, "accuracy_std": 0.25,
+                                     "macro_f1_mean": 0.6, "macro_f1_std": 0.2})
+    with pytest.raises(ValueError):
+        classification_metrics([], [], ["a"])
+
+
+def test_class_weights_balance_the_classes():
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert weights == pytest.approx({0: 4 / 6, 1: 2.0, 2: 1.0})
