@@ -53,8 +53,9 @@ def _front_matter(config: PresetConfig) -> list[str]:
         lines.append(f"license: {license_id}")
     elif license_id:
         lines += ["license: other", f"license_name: {_yaml_str(config.license)}"]
+    task = "music-tagging" if config.architecture in ("musicnn", "vgg") else "classification"
     lines += ["library_name: zoo", "pipeline_tag: audio-classification", "tags:",
-              "- audio", "- music-tagging", "- keras", f"- {config.architecture}", "---", ""]
+              "- audio", f"- {task}", "- keras", f"- {config.architecture}", "---", ""]
     return lines
 
 
@@ -104,7 +105,10 @@ def _metrics_lines(config: PresetConfig, builtin: bool) -> list[str]:
         return [f"ROC-AUC {metrics['roc_auc']}, PR-AUC {metrics['pr_auc']} ({where}). Not "
                 "re-measured here: the datasets cannot be obtained on this project's machines."]
     values = ", ".join(f"{k} {v}" for k, v in metrics.items())
-    return [f"{values}" + (f" ({where})" if where else "") + ", as reported by the publisher."]
+    who = ("measured by `zoo finetune` (details in its metrics.json)"
+           if config.source.get("base_preset") or config.architecture in ("classifier", "melcnn")
+           else "as reported by the publisher")
+    return [f"{values}" + (f" ({where})" if where else "") + f", {who}."]
 
 
 def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: bool = False) -> str:

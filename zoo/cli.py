@@ -229,7 +229,7 @@ def _import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("tag", "export"):
+    if args.command in ("tag", "export", "finetune"):
         _import_tensorflow_quietly()
     try:
         return args.func(args)
