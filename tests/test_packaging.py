@@ -1,0 +1,27 @@
+"""setup.cfg lists packages explicitly (weights/ installs as zoo.weights): none may be missed."""
+
+import configparser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _listed_packages():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return {line.strip() for line in cfg["options"]["packages"].splitlines() if line.strip()}
+
+
+def test_every_zoo_package_is_listed_in_setup_cfg():
+    inits = (ROOT / "zoo").rglob("__init__.py")
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in inits}
+    assert found - _listed_packages() == set()
+    assert "zoo.weights" in _listed_packages()
+
+
+def test_shipped_presets_are_package_data():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    data = cfg["options.package_data"]["zoo.weights"]
+    assert "*.h5" in data and "*.json" in data
+    assert list((ROOT / "weights").glob("*.weights.h5"))
