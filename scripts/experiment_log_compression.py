@@ -37,12 +37,13 @@ def run_dir(runs_dir: Path, frontend: str, seed: int) -> Path:
 
 
 def run_one(task: str, data: str, out: Path, frontend: str, seed: int, epochs: int,
-            patience: int, speech_task: str) -> dict[str, Any]:
+            patience: int, speech_task: str, max_folds: int | None = None) -> dict[str, Any]:
     """Train one from-scratch model with `zoo.finetune.finetune`; return its metrics."""
     from zoo.finetune import FinetuneOptions, finetune
 
     options = FinetuneOptions(backbone="melcnn", frontend=frontend, seed=seed, epochs=epochs,
-                              patience=patience, speech_task=speech_task, progress=False)
+                              patience=patience, speech_task=speech_task, progress=False,
+                              max_folds=max_folds)
     return finetune(task, data, str(out), options)
 
 
@@ -77,10 +78,13 @@ def aggregate(runs_dir: Path, frontends: list[str], seeds: list[int]) -> dict[st
             acc.append(float(metrics["accuracy"]))
             f1.append(float(metrics["macro_f1"]))
             wall.append(float(metrics.get("wall_seconds", math.nan)))
-            trained = metrics.get("trained_frontend") or {}
-            if frontend == "log-learn" and "a" in trained and "b" in trained:
-                alpha.append(math.exp(float(trained["a"])))
-                beta.append(_softplus(float(trained["b"])))
+            # Fold tasks: one model (and one learned alpha, beta) per evaluated fold.
+            per_fold = metrics.get("trained_frontend_per_fold") or {
+                "-": metrics.get("trained_frontend") or {}}
+            for trained in per_fold.values():
+                if frontend == "log-learn" and "a" in trained and "b" in trained:
+                    alpha.append(math.exp(float(trained["a"])))
+                    beta.append(_softplus(float(trained["b"])))
         row: dict[str, Any] = {
             "seeds": done, "accuracy": acc, "macro_f1": f1, "wall_seconds": wall,
             "accuracy_mean_std": _mean_std(acc), "macro_f1_mean_std": _mean_std(f1)}
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--max-folds", type=int, default=None,
+                        help="fold tasks (esc50, urbansound8k): evaluate the first N folds only")
     parser.add_argument("--runs-dir", default="/work/runs/logcomp")
     parser.add_argument("--markdown", default=None,
                         help="markdown output (default RUNS_DIR/summary.md)")
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 print(f"run {frontend} seed {seed} -> {out}", flush=True)
                 metrics = run_one(args.task, args.data, out, frontend, seed, args.epochs,
-                                  args.patience, args.classes)
+                                  args.patience, args.classes, args.max_folds)
                 print(f"done {frontend} seed {seed}: accuracy {metrics['accuracy']:.4f} "
                       f"macro-F1 {metrics['macro_f1']:.4f} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -151,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows)
     summary = {"task": args.task, "data": args.data, "classes": args.classes,
                "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds,
+               "max_folds": args.max_folds,
                "frontends": rows, "command": " ".join(sys.argv),
                "this_invocation_seconds": round(time.perf_counter() - started, 1)}
     (runs_dir / "summary.json").write_text(json.dumps(summary, indent=2))

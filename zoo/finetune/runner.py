@@ -3,9 +3,9 @@
 Transfer (any pretrained preset as backbone): stage 1 caches the frozen backbone's per-patch
 embeddings and trains a dense head on them; the optional stage 2 unfreezes the whole model at a
 lower learning rate on waveform patches with SpecAugment. From scratch (``backbone="melcnn"``,
-Speech Commands): a small mel-CNN with the chosen log front-end, trained end to end with
-SpecAugment and background-noise mixing. Predictions per clip are the mean of its patches'
-probabilities (`zoo.Taggram.mean`).
+meant for Speech Commands; fold tasks train one model per fold): a small mel-CNN with the
+chosen log front-end, trained end to end with SpecAugment and background-noise mixing.
+Predictions per clip are the mean of its patches' probabilities (`zoo.Taggram.mean`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class FinetuneOptions:
 
     Attributes:
         backbone: a preset name or directory to fine-tune, or ``"melcnn"`` to train the small
-            CNN from scratch (Speech Commands).
+            CNN from scratch (Speech Commands; on fold tasks one model per fold).
         epochs: stage-1 (head) epochs at most; also from-scratch epochs.
         batch_size: patches per step.
         learning_rate: stage 1 / from scratch.
@@ -379,32 +379,62 @@ def _stage2(config: PresetConfig, classifier: keras.Model, data: ds.ClipDataset,
 
 def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOptions
                  ) -> tuple[dict[str, Any], dict[str, dict]]:
-    if data.folds:
-        raise ValueError(f"--backbone {SCRATCH_BACKBONE} (from scratch) is for speech_commands; "
-                         f"use a pretrained backbone for {task}")
-    keras.utils.set_random_seed(options.seed)
+    """Train the mel-CNN from scratch: on the train split, or per fold (fold tasks)."""
     config = _scratch_config(data, task, options)
     prep = config.preprocessing
     hop = options.hop_seconds or prep.patch_seconds
-    backbone = build_backbone(config)
-    model, compression = training_model(config, backbone, default_spec_augment(config))
-    train, valid, test = data.split("train"), data.split("valid"), data.split("test")
     noise = ds.load_noise(data.noise_files, prep.sample_rate) if options.noise else []
-    train_ds = ds.patch_dataset(train, data.label_ids(train), prep, hop, options.batch_size,
-                                seed=options.seed, noise=noise)
-    valid_ds = ds.patch_dataset(valid, data.label_ids(valid), prep, hop, options.batch_size,
-                                shuffle=False)
-    _log(f"training {config.name} from scratch ({backbone.count_params():,} parameters)")
-    history = train_end_to_end(model, train_ds, valid_ds, len(data.classes),
-                               data.label_ids(train), options.epochs, options.learning_rate,
-                               options.patience, out / "logs" / "scratch", label="scratch")
-    predict = _predictor(keras.Model(model.input, model.output))
-    outs = run_patches(predict, test, prep, hop, options.batch_size, "test", options.progress)
-    metrics: dict[str, Any] = {"stage": "scratch", **_evaluate(outs, test, data)}
-    metrics["evaluated_on"] = f"{data.name} test split ({len(test)} clips)"
+
+    def fit(train: list[ds.Clip], valid: list[ds.Clip], test: list[ds.Clip], run: str):
+        keras.utils.set_random_seed(options.seed)  # every fold starts from the same weights
+        backbone = build_backbone(config)
+        model, compression = training_model(config, backbone, default_spec_augment(config))
+        train_ds = ds.patch_dataset(train, data.label_ids(train), prep, hop, options.batch_size,
+                                    seed=options.seed, noise=noise)
+        valid_ds = ds.patch_dataset(valid, data.label_ids(valid), prep, hop, options.batch_size,
+                                    shuffle=False)
+        _log(f"{run}: training {config.name} from scratch "
+             f"({backbone.count_params():,} parameters)")
+        history = train_end_to_end(model, train_ds, valid_ds, len(data.classes),
+                                   data.label_ids(train), options.epochs,
+                                   options.learning_rate, options.patience,
+                                   out / "logs" / run, label=run)
+        predict = _predictor(keras.Model(model.input, model.output))
+        outs = run_patches(predict, test, prep, hop, options.batch_size, "test",
+                           options.progress)
+        return backbone, compression, history, _evaluate(outs, test, data)
+
+    histories: dict[str, dict] = {}
+    metrics: dict[str, Any] = {"stage": "scratch"}
+    if data.folds:
+        per_fold: dict[str, dict[str, Any]] = {}
+        trained: dict[str, dict[str, float]] = {}
+        for fold in data.folds[: options.max_folds]:
+            train, valid = _holdout(data.fold(fold, exclude=True), 0.1, options.seed + fold)
+            backbone, compression, histories[f"fold{fold}"], per_fold[str(fold)] = fit(
+                train, valid, data.fold(fold), f"fold{fold}")
+            trained[str(fold)] = compression_weights(compression)
+            _log(f"fold {fold}: accuracy {per_fold[str(fold)]['accuracy']:.3f}")
+        metrics.update(summarize_folds(per_fold), folds=per_fold,
+                       evaluated_on=f"{len(per_fold)}-fold cross-validation, from scratch",
+                       accuracy=summarize_folds(per_fold)["accuracy_mean"],
+                       macro_f1=summarize_folds(per_fold)["macro_f1_mean"],
+                       # Training a further model on all folds would double the cost of a
+                       # from-scratch run: the saved preset is the last fold's model.
+                       saved_model=f"fold {fold} model (trained without fold {fold})")
+        metrics["confusion_matrix"] = np.sum(
+            [m["confusion_matrix"] for m in per_fold.values()], axis=0).tolist()
+        if any(trained.values()):
+            metrics["trained_frontend_per_fold"] = trained
+    else:
+        test = data.split("test")
+        backbone, compression, histories["scratch"], evaluation = fit(
+            data.split("train"), data.split("valid"), test, "scratch")
+        metrics.update(evaluation)
+        metrics["evaluated_on"] = f"{data.name} test split ({len(test)} clips)"
     metrics["frontend"] = prep.compression
     values = compression_weights(compression)
     if values:
         metrics["trained_frontend"] = values
     _save(config, backbone, out, _summary(metrics), trained_compression=compression)
-    return metrics, {"scratch": history}
+    return metrics, histories

@@ -35,9 +35,11 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
             for c in range(n_classes)}
 
 
-def _callbacks(patience: int, log_dir: str | os.PathLike | None) -> list[keras.callbacks.Callback]:
+def _callbacks(patience: int, log_dir: str | os.PathLike | None, monitor: str = "val_loss",
+               warmup_epochs: int = 0) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=patience, restore_best_weights=True)]
+        monitor=monitor, mode="max" if "accuracy" in monitor else "min", patience=patience,
+        restore_best_weights=True, start_from_epoch=warmup_epochs)]
     if log_dir is not None:
         if importlib.util.find_spec("tensorboard") is None:
             # tf.summary needs the tensorboard package; training works without its logs.
@@ -137,6 +139,13 @@ class EpochLog(keras.callbacks.Callback):
               f"({time.perf_counter() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
 
+# End-to-end training selects (and stops) on validation accuracy after a warm-up: in the first
+# epochs validation loss swings while batch-norm statistics settle, and stopping on it restored
+# epoch-1 models in the first log-compression grid (docs/results.md).
+END_TO_END_MONITOR = "val_accuracy"
+WARMUP_EPOCHS = 5
+
+
 def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n_classes: int,
                      train_labels: np.ndarray, epochs: int, learning_rate: float,
                      patience: int, log_dir: str | os.PathLike | None = None,
@@ -149,7 +158,8 @@ def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n
             `zoo.finetune.datasets.patch_dataset`.
         n_classes: classes.
         train_labels: label ids of the training clips (for the class weights).
-        epochs, learning_rate, patience: as `train_head`.
+        epochs, learning_rate, patience: as `train_head`, but early stopping watches
+            validation accuracy and only from epoch `WARMUP_EPOCHS` on (best epoch restored).
         log_dir: TensorBoard logs, or None.
         balance: weight classes inversely to their frequency.
         label: names the run in the per-epoch log lines.
@@ -164,6 +174,8 @@ def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n
                         steps_per_epoch=train_steps, validation_steps=valid_steps,
                         shuffle=False,  # the datasets shuffle themselves
                         class_weight=class_weights(train_labels, n_classes) if balance else None,
-                        callbacks=[*_callbacks(patience, log_dir), EpochLog(label)],
+                        callbacks=[*_callbacks(patience, log_dir, END_TO_END_MONITOR,
+                                                   min(WARMUP_EPOCHS, max(0, epochs - 1))),
+                                   EpochLog(label)],
                         verbose=0)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -20,7 +20,7 @@ MELCNN_FEATURES = {"block1": "block1_pool", "block2": "block2_pool", "block3": "
 def build_melcnn(n_mels: int = 40, n_frames: int | None = 101, n_tags: int = 12,
                  filters: Sequence[int] = (32, 64, 96, 128), dense_units: int = 128,
                  dropout: float = 0.3, activation: str = "softmax", include_top: bool = True,
-                 name: str = "melcnn") -> keras.Model:
+                 bn_momentum: float = 0.9, name: str = "melcnn") -> keras.Model:
     """Build the CNN on log-mel input ``(batch, n_frames, n_mels)``.
 
     Args:
@@ -32,6 +32,10 @@ def build_melcnn(n_mels: int = 40, n_frames: int | None = 101, n_tags: int = 12,
         dropout: before the output layer.
         activation: of the output layer.
         include_top: end with the class probabilities (True) or the embedding (False).
+        bn_momentum: of the batch norms' moving statistics. Keras' 0.99 needs ~500 steps to
+            forget its initial (0, 1) statistics: with ~50 steps per epoch, validation would run
+            on wrong statistics for the first ten epochs (seen as validation stuck at chance
+            while training accuracy rises).
         name: model name.
 
     Returns:
@@ -43,10 +47,10 @@ def build_melcnn(n_mels: int = 40, n_frames: int | None = 101, n_tags: int = 12,
     """
     logmel = keras.Input((n_frames, n_mels), name="logmel")
     x = layers.Reshape((-1, n_mels, 1), name="add_channel")(logmel)
-    x = layers.BatchNormalization(name="input_bn")(x)
+    x = layers.BatchNormalization(momentum=bn_momentum, name="input_bn")(x)
     for i, width in enumerate(filters, start=1):
         x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"block{i}_bn")(x)
         x = layers.ReLU(name=f"block{i}_relu")(x)
         # "same" pooling keeps odd sizes (101 frames) from dropping the last frame.
         x = layers.MaxPooling2D(2, padding="same", name=f"block{i}_pool")(x)
