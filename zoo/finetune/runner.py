@@ -28,6 +28,7 @@ from zoo.finetune.embeddings import PatchOutputs, cached_embeddings, run_patches
 from zoo.finetune.metrics import classification_metrics, summarize_folds
 from zoo.finetune.report import plot_confusion, plot_learning_curves, write_metrics
 from zoo.finetune.train import (
+    WARMUP_EPOCHS,
     default_spec_augment,
     freeze_batch_norm,
     train_end_to_end,
@@ -398,7 +399,8 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
         history = train_end_to_end(model, train_ds, valid_ds, len(data.classes),
                                    data.label_ids(train), options.epochs,
                                    options.learning_rate, options.patience,
-                                   out / "logs" / run, label=run)
+                                   out / "logs" / run, label=run,
+                                   warmup_epochs=WARMUP_EPOCHS)
         predict = _predictor(keras.Model(model.input, model.output))
         outs = run_patches(predict, test, prep, hop, options.batch_size, "test",
                            options.progress)

@@ -139,9 +139,9 @@ class EpochLog(keras.callbacks.Callback):
               f"({time.perf_counter() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
 
-# End-to-end training selects (and stops) on validation accuracy after a warm-up: in the first
-# epochs validation loss swings while batch-norm statistics settle, and stopping on it restored
-# epoch-1 models in the first log-compression grid (docs/results.md).
+# End-to-end training selects (and stops) on validation accuracy; from scratch only after a
+# warm-up: in the first epochs validation loss swings while batch-norm statistics settle, and
+# stopping on it restored epoch-1 models in the first log-compression grid (docs/results.md).
 END_TO_END_MONITOR = "val_accuracy"
 WARMUP_EPOCHS = 5
 
@@ -149,7 +149,8 @@ WARMUP_EPOCHS = 5
 def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n_classes: int,
                      train_labels: np.ndarray, epochs: int, learning_rate: float,
                      patience: int, log_dir: str | os.PathLike | None = None,
-                     balance: bool = True, label: str = "train") -> dict[str, list[float]]:
+                     balance: bool = True, label: str = "train",
+                     warmup_epochs: int = 0) -> dict[str, list[float]]:
     """Train a waveform model on `zoo.finetune.datasets.patch_dataset` batches.
 
     Args:
@@ -159,10 +160,12 @@ def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n
         n_classes: classes.
         train_labels: label ids of the training clips (for the class weights).
         epochs, learning_rate, patience: as `train_head`, but early stopping watches
-            validation accuracy and only from epoch `WARMUP_EPOCHS` on (best epoch restored).
+            validation accuracy (best epoch restored).
         log_dir: TensorBoard logs, or None.
         balance: weight classes inversely to their frequency.
         label: names the run in the per-epoch log lines.
+        warmup_epochs: epochs before early stopping starts watching (and before an epoch can
+            be the restored best): `WARMUP_EPOCHS` for models trained from scratch.
 
     Returns:
         The Keras history dict.
@@ -175,7 +178,7 @@ def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n
                         shuffle=False,  # the datasets shuffle themselves
                         class_weight=class_weights(train_labels, n_classes) if balance else None,
                         callbacks=[*_callbacks(patience, log_dir, END_TO_END_MONITOR,
-                                                   min(WARMUP_EPOCHS, max(0, epochs - 1))),
+                                                   min(warmup_epochs, max(0, epochs - 1))),
                                    EpochLog(label)],
                         verbose=0)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
