@@ -31,7 +31,8 @@ _LAZY = {
 }
 
 _SUBMODULES = {"audio", "layers", "models", "hub", "hub_download", "tagging", "patching", "loading",
-               "saving", "publish", "cards", "exporting", "serving_graph", "finetune", "cli"}
+               "saving", "publish", "cards", "exporting", "serving_graph", "finetune", "cli",
+               "search"}
 
 __all__ = ["AudioError", "PresetConfig", "PresetError", "WeightsError", "ZooError", "__version__",
            "get_preset", "presets", *_LAZY]

@@ -5,6 +5,8 @@
     zoo export PRESET_OR_PATH OUT [--version N] [--format saved_model|tflite]
     zoo fetch PRESET                 (pre-download weights for offline use)
     zoo push PRESET_DIR REPO_ID      (publish a preset)
+    zoo index AUDIO_DIR --out INDEX [--model PRESET]   (catalogue search index)
+    zoo similar QUERY_AUDIO --index INDEX [--top 10]   (nearest catalogue files)
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         model = resolve_model(args.model)
     except ZooError as err:
         print(f"zoo: {err}", file=sys.stderr)
+        return 2
+    if not model.zoo_preset.tags:  # an embedding model (siamese): say so once, not per file
+        print(f"zoo: model {model.zoo_preset.name!r} has no tags: use zoo.extract",
+              file=sys.stderr)
         return 2
     results, failures = [], []
     many = len(args.files) > 1
@@ -140,6 +146,68 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from zoo.search import SearchError, build_index
+
+    failures: list[tuple[str, str]] = []
+
+    def on_failure(path: str, reason: str) -> None:
+        from tqdm import tqdm
+
+        failures.append((path, reason))
+        tqdm.write(f"zoo: FAILED {path}: {reason}", file=sys.stderr)
+
+    try:
+        report = build_index(args.audio_dir, args.out, model=args.model,
+                             index_type=args.index_type, overwrite=args.overwrite,
+                             batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
+                             progress=not args.quiet, on_failure=on_failure)
+    except (ZooError, OSError, ValueError) as err:
+        print(f"zoo index: {err}", file=sys.stderr)
+        if failures and isinstance(err, SearchError):
+            return 1
+        return 2
+    if not args.quiet:
+        index, params = report.index, report.index.params
+        kind = ("flat, exact" if params.type == "flat"
+                else f"ivf, nlist={params.nlist}, nprobe={params.nprobe}")
+        print(f"zoo: indexed {len(index)} files ({report.embedded} embedded, {report.reused} "
+              f"reused, {report.removed} removed, {len(report.failed)} failed) with "
+              f"{index.model.preset} into {index.path} ({kind}) in {report.seconds:.1f} s",
+              file=sys.stderr)
+    if report.failed:
+        print(f"zoo: {len(report.failed)} file(s) failed:", file=sys.stderr)
+        for path, _ in report.failed:
+            print(f"  {path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from zoo.errors import AudioError
+    from zoo.search import load_index
+
+    try:
+        index = load_index(args.index)
+        matches = index.query(args.query, top=args.top)
+    except AudioError as err:
+        print(f"zoo similar: {err}", file=sys.stderr)
+        return 1
+    except (ZooError, OSError, ValueError) as err:
+        print(f"zoo similar: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        doc = {"query": args.query, "index": os.fspath(index.path),
+               "model": index.model.preset, "distance": "1 - cosine similarity",
+               "results": [{"rank": rank, "path": m.path, "distance": round(m.distance, 6)}
+                           for rank, m in enumerate(matches, 1)]}
+        print(json.dumps(doc, indent=1))
+        return 0
+    for rank, match in enumerate(matches, 1):
+        print(f"{rank:>3}  {match.distance:.4f}  {match.path}")
+    return 0
+
+
 def _add_hub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="Hub URL (default: ZOO_HUB_ENDPOINT, HF_ENDPOINT, then "
                                       "https://huggingface.co)")
@@ -200,6 +268,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="preset JSON whose weights.hub gets the pushed commit (pinned)")
     p.set_defaults(func=cmd_push)
 
+    p = sub.add_parser("index", help="build a catalogue search index over a folder of audio",
+                       description="Embed every audio file under AUDIO_DIR (one vector per file: "
+                                   "the mean of the model's embedding over its patches, "
+                                   "L2-normalised) into an approximate-nearest-neighbour index. "
+                                   "Resumable: a rerun embeds only new or changed files.")
+    p.add_argument("audio_dir", metavar="AUDIO_DIR", help="catalogue folder (searched recursively)")
+    p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
+    p.add_argument("--model", default=None, metavar="PRESET",
+                   help="preset name or directory (default: the model of the existing index in "
+                        "--out, else siamese_musicnn_msd)")
+    p.add_argument("--index-type", choices=("auto", "flat", "ivf"), default="auto",
+                   help="'flat': exact; 'ivf': approximate, nprobe calibrated to recall@10 >= "
+                        "0.97; 'auto' (default): flat up to 50,000 files, ivf above")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard an existing index in --out (needed to change the model)")
+    p.add_argument("--batch-size", type=int, default=8, help="patches per model call")
+    p.add_argument("--checkpoint-every", type=int, default=32, metavar="N",
+                   help="save progress every N files (default: 32)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("similar", help="find the catalogue files most similar to a recording",
+                       description="Print the nearest catalogue files, best first: rank, distance "
+                                   "(1 - cosine similarity of the embeddings: 0 = identical "
+                                   "direction), path. Uses the model stored in the index.")
+    p.add_argument("query", metavar="QUERY_AUDIO", help="the query recording")
+    p.add_argument("--index", required=True, metavar="INDEX", help="index directory (zoo index)")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="results to print (default: 10)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_similar)
+
     add_finetune_parser(sub)
     return parser
 
@@ -229,7 +329,7 @@ def _import_tensorflow_quietly() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("tag", "export", "finetune"):
+    if args.command in ("tag", "export", "finetune", "index", "similar"):
         _import_tensorflow_quietly()
     try:
         return args.func(args)

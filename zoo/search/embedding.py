@@ -1,0 +1,176 @@
+"""Track embeddings: one unit vector per recording, from a preset's embedding feature.
+
+A recording is cut into the model's patches (as `zoo.tag` does: 3 s, non-overlapping by
+default), each patch goes through the model with ``include_top=False`` (the feature
+``get_architecture(...).taps(...)[1]`` names, e.g. musicnn's 200-d ``penultimate``), the patch
+vectors are averaged, and the mean is L2-normalised. Files are decoded and patched in a stream
+(`zoo.tagging`), so memory is bounded by a few batches of audio plus one vector per patch.
+
+TensorFlow is imported only when a model is loaded, so `ModelInfo` and `model_info` stay light.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import AudioError, PresetError
+
+DEFAULT_MODEL = "siamese_musicnn_msd"
+"""The default model of `zoo index`: a preset trained for similarity (siamese musicnn, MSD)."""
+
+DEFAULT_HOP_SECONDS = 3.0
+DEFAULT_TAIL = "end"
+
+# Embedding models by (preset, weights sha256), so repeated queries do not rebuild the model.
+_MODELS: dict[tuple[str, str | None], Any] = {}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model made an index's vectors; stored in the manifest, checked on every reuse.
+
+    Attributes:
+        preset: what `zoo.load` is given to get the model back: a built-in name, an absolute
+            preset directory, or an ``hf://`` address.
+        name: the preset's own name (``config.name``).
+        weights_sha256: sha256 of the weights file.
+        architecture: the model family (``musicnn``, ``vgg``, ...).
+        embedding: the feature used (what ``include_top=False`` returns).
+        hop_seconds: hop between patches.
+        tail: tail policy of the patching (see `zoo.tag`).
+    """
+
+    preset: str
+    name: str
+    weights_sha256: str | None
+    architecture: str
+    embedding: str
+    hop_seconds: float = DEFAULT_HOP_SECONDS
+    tail: str = DEFAULT_TAIL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        return cls(**data)
+
+    def identity(self) -> tuple:
+        """What must be equal for two sets of vectors to be comparable."""
+        return (self.name, self.weights_sha256, self.architecture, self.embedding,
+                float(self.hop_seconds), self.tail)
+
+    def describe(self) -> str:
+        sha = (self.weights_sha256 or "unknown")[:12]
+        return f"{self.preset} (weights sha256 {sha}..., feature {self.embedding!r})"
+
+
+def preset_spec(preset: str | os.PathLike) -> str:
+    """A stable string for a preset: a directory becomes absolute, names stay as they are."""
+    text = os.fspath(preset)
+    path = Path(text).expanduser()
+    if not text.startswith("hf://") and path.is_dir():
+        return str(path.resolve())
+    return text
+
+
+def model_info(preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SECONDS,
+               tail: str = DEFAULT_TAIL) -> ModelInfo:
+    """`ModelInfo` of a preset from its config alone (no model is built).
+
+    Raises:
+        PresetError: unknown preset (for the default, the message says what to use instead).
+        WeightsError: the weights' sha256 is not recorded and the file cannot be found.
+    """
+    from zoo.hub import resolve_config, resolve_weights
+    from zoo.hub_download import file_sha256
+    from zoo.models.registry import get_architecture
+
+    spec = preset_spec(preset)
+    try:
+        config = resolve_config(spec)
+    except PresetError as err:
+        if spec == DEFAULT_MODEL:
+            raise PresetError(
+                f"{err}. The default search model {DEFAULT_MODEL!r} is not available in this "
+                "version of zoo: pass a model explicitly, e.g. --model musicnn_msd "
+                "(Python: model='musicnn_msd')") from err
+        raise
+    _, embedding = get_architecture(config.architecture).taps(config.architecture_config)
+    sha = config.weights.sha256
+    if sha is None and config.weights.file is not None:
+        sha = file_sha256(resolve_weights(config))
+    return ModelInfo(preset=spec, name=config.name, weights_sha256=sha,
+                     architecture=config.architecture, embedding=embedding,
+                     hop_seconds=float(hop_seconds), tail=tail)
+
+
+class TrackEmbedder:
+    """Turns recordings into unit vectors with one preset's embedding.
+
+    Args:
+        preset: a built-in preset name, a preset directory or an ``hf://`` address.
+        hop_seconds: hop between patches (default 3 s: non-overlapping patches).
+        tail: ``"end"`` also embeds a last patch aligned with the end of the file (`zoo.tag`).
+        batch_size: patches per model call.
+
+    Example:
+        >>> embedder = TrackEmbedder("musicnn_msd")
+        >>> v = embedder.embed("song.mp3")   # (200,) float32, unit norm
+    """
+
+    def __init__(self, preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SECONDS,
+                 tail: str = DEFAULT_TAIL, batch_size: int = 8):
+        self.info = model_info(preset, hop_seconds=hop_seconds, tail=tail)
+        self.batch_size = int(batch_size)
+        self._model = None
+
+    @property
+    def model(self) -> Any:
+        """The Keras model (waveform patch -> embedding), loaded on first use."""
+        if self._model is None:
+            key = (self.info.preset, self.info.weights_sha256)
+            if key not in _MODELS:
+                from zoo.loading import load
+
+                _MODELS[key] = load(self.info.preset, include_top=False)
+            self._model = _MODELS[key]
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors."""
+        return int(np.prod(self.model.output_shape[1:]))
+
+    def embed(self, audio_or_path: Any, *, source_sr: int | None = None) -> np.ndarray:
+        """The unit-norm mean embedding of a whole recording.
+
+        Args:
+            audio_or_path: a file path, encoded bytes, or a float waveform (give ``source_sr``).
+            source_sr: sample rate of an array input.
+
+        Returns:
+            ``(dim,)`` float32 with L2 norm 1.
+
+        Raises:
+            AudioError: unreadable, truncated or empty audio, or an embedding that is zero or
+                not finite (nothing to compare by cosine).
+        """
+        from zoo.tagging import _describe, _run
+
+        _, outputs, _, _ = _run(audio_or_path, self.model, self.info.hop_seconds,
+                                self.batch_size, source_sr, self.info.tail)
+        patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in outputs], axis=0)
+        mean = patches.astype(np.float64).mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if not np.isfinite(norm):
+            raise AudioError(_describe(audio_or_path), "the model's embedding is not finite")
+        if norm < 1e-12:
+            raise AudioError(_describe(audio_or_path),
+                             "the model's embedding is all zeros: nothing to compare")
+        return (mean / norm).astype(np.float32)
