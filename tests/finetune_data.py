@@ -97,18 +97,24 @@ def make_speech_commands(root: Path, words=("yes", "no", "up", "cat", "dog"),
     return root
 
 
-def make_tiny_preset(directory: Path) -> Path:
-    """A random-weight musicnn preset small enough to train in a test (0.5-s patches)."""
+def make_tiny_preset(directory: Path, architecture: str = "musicnn") -> Path:
+    """A random-weight musicnn (or vgg) preset small enough to train in a test (0.5-s
+    patches)."""
     from zoo.models.pipeline import build_backbone, wrap_waveform
     from zoo.presets import Preprocessing, PresetConfig, WeightsRef
     from zoo.saving import save_preset
 
-    prep = Preprocessing(sample_rate=8000, n_fft=256, hop_length=128, n_mels=24, fmax=4000.0,
-                         patch_frames=32)
+    if architecture == "musicnn":
+        prep = Preprocessing(sample_rate=8000, n_fft=256, hop_length=128, n_mels=24,
+                             fmax=4000.0, patch_frames=32)
+        arch_config = {"n_mels": 24, "n_frames": 32, "midend_filters": 8, "dense_units": 16}
+    else:  # vgg's five poolings need >= 64 bands and 96 frames (1.5-s patches)
+        prep = Preprocessing(sample_rate=8000, n_fft=512, hop_length=128, n_mels=64,
+                             fmax=4000.0, patch_frames=96)
+        arch_config = {"n_mels": 64, "n_frames": 96, "filters": 8}
     config = PresetConfig(
-        name="tiny_musicnn", description="tiny random musicnn for tests", architecture="musicnn",
-        architecture_config={"n_mels": 24, "n_frames": 32, "midend_filters": 8,
-                             "dense_units": 16},
+        name=f"tiny_{architecture}", description=f"tiny random {architecture} for tests",
+        architecture=architecture, architecture_config=arch_config,
         preprocessing=prep, tags=("t0", "t1"), weights=WeightsRef(file=None))
     backbone = build_backbone(config)
     model = wrap_waveform(config, backbone, config.name)

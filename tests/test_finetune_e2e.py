@@ -153,6 +153,23 @@ def test_scratch_on_a_fold_task_trains_one_model_per_fold(tmp_path):
     assert float(layer.a.numpy()) == per_fold["2"]["a"]
 
 
+def test_vgg_backbone_with_a_map_embedding(tmp_path):
+    """vgg's embedding tap (pool5) is a (time, freq, channels) map: the head gets it flattened,
+    in stage 1 (cached embeddings) and in the saved classifier alike."""
+    preset = make_tiny_preset(tmp_path / "vgg", architecture="vgg")
+    data = make_gtzan(tmp_path / "gtzan")
+    out = tmp_path / "out"
+    assert main(["finetune", "genre", str(data), "--backbone", str(preset), "--out", str(out),
+                 *FAST]) == 0
+    metrics = _outputs(out)
+    model = zoo.load(out)
+    # The saved classifier reproduces the stage-1 test predictions of the head.
+    clip = data / "genres" / "jazz" / "jazz.00004.wav"
+    probs = zoo.tag(str(clip), model=model).probabilities
+    assert probs.shape[1] == 3 and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+
+
 def test_unknown_frontend_fails_cleanly(tmp_path):
     data = make_esc50(tmp_path / "esc")
     with pytest.raises(SystemExit):

@@ -150,7 +150,9 @@ class _EmbeddingTable:
     """Cached per-patch embeddings of all clips, sliced by clip subsets."""
 
     def __init__(self, outputs: PatchOutputs, clips: Sequence[ds.Clip], data: ds.ClipDataset):
-        self.outputs = outputs
+        # One vector per patch, flattened as the classifier's head sees it (vgg: pool5 maps).
+        values = outputs.values.reshape(len(outputs.values), -1)
+        self.outputs = PatchOutputs(values, outputs.clip_index, outputs.failed)
         self.position = {c.key: i for i, c in enumerate(clips)}
         self.labels = data.label_ids(clips)
 

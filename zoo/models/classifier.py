@@ -96,6 +96,8 @@ def build_classifier(backbone: dict[str, Any], n_tags: int, head_units: Sequence
     # The backbone's own tag layer is built but left out of the graph (not an output's ancestor).
     inner = arch.build(**config, n_tags=1, include_top=True, name=f"{name}_inner")
     embedding = inner.get_layer(arch.features[arch.embedding]).output
+    if len(embedding.shape) > 2:  # e.g. vgg's pool5 (time, freq, channels): the head takes a vector
+        embedding = layers.Flatten(name="embedding_flatten")(embedding)
     out = apply_head(embedding, n_tags, head_units, dropout, activation, include_top)
     return keras.Model(inner.input, out, name=name)
 
