@@ -19,6 +19,19 @@ ARCHITECTURE_NOTES = {
         "The VGG-like baseline published with musicnn: five 3x3 conv blocks of 128 filters "
         "(conv -> ReLU -> BatchNorm -> max-pool), flattened to 256 and one dense tag layer."
     ),
+    "siamese": (
+        "One branch of a Siamese network: an encoder (a zoo backbone up to one of its feature "
+        "taps) and a projection head (dense layers, the last linear) ending in an L2 "
+        "normalisation, so the output (`projection`) is a unit vector per patch and the dot "
+        "product of two outputs is their cosine similarity. Trained with a metric-learning loss "
+        "on batches of P tracks x K excerpts (`zoo.models.siamese`). No tags."
+    ),
+    "samplecnn": (
+        "sampleCNN (Lee, Park, Kim & Nam, 2017), on the raw waveform: a strided conv of 3 "
+        "samples, then blocks of conv(3) -> BatchNorm -> ReLU -> max-pool(3) down to one frame, "
+        "a 1x1 conv (a dense layer on that frame: the `embedding`), dropout and the sigmoid tag "
+        "layer. The patch is 3^(depth+1) samples (59,049 for the paper's 3^9 model)."
+    ),
 }
 
 DIFFERENCES = """\
@@ -53,8 +66,12 @@ def _front_matter(config: PresetConfig) -> list[str]:
         lines.append(f"license: {license_id}")
     elif license_id:
         lines += ["license: other", f"license_name: {_yaml_str(config.license)}"]
-    task = "music-tagging" if config.architecture in ("musicnn", "vgg") else "classification"
-    lines += ["library_name: zoo", "pipeline_tag: audio-classification", "tags:",
+    task = ("music-tagging" if config.architecture in ("musicnn", "vgg", "samplecnn")
+            else "classification")
+    pipeline = "audio-classification"
+    if not config.tags:  # an embedding model (siamese)
+        task, pipeline = "similarity", "feature-extraction"
+    lines += ["library_name: zoo", f"pipeline_tag: {pipeline}", "tags:",
               "- audio", f"- {task}", "- keras", f"- {config.architecture}", "---", ""]
     return lines
 
@@ -74,6 +91,11 @@ def _source_lines(config: PresetConfig, builtin: bool) -> list[str]:
         lines.append(f"- Weights: {origin}.")
     if src.get("base_preset"):
         lines.append(f"- Fine-tuned from the zoo preset `{src['base_preset']}`.")
+    if src.get("encoder_preset"):
+        lines.append(f"- Encoder: the zoo preset `{src['encoder_preset']}`"
+                     + (f" ({src['encoder']})" if src.get("encoder") else "") + ".")
+    if src.get("training"):
+        lines.append(f"- Training: {src['training']}.")
     for key, label in (("paper", "Paper"), ("dataset", "Training data")):
         if src.get(key):
             lines.append(f"- {label}: {src[key]}.")
@@ -83,6 +105,8 @@ def _source_lines(config: PresetConfig, builtin: bool) -> list[str]:
     if src.get("license_file"):
         licence += f" (`{prefix}{src['license_file']}`)"
     lines.append(licence + ".")
+    if src.get("license_notes"):
+        lines.append(f"- Licence notes: {src['license_notes']}")
     weights = config.weights
     if weights.file:
         lines.append(f"- File: `{prefix}{weights.file}`, sha256 `{weights.sha256}`.")
@@ -108,7 +132,23 @@ def _metrics_lines(config: PresetConfig, builtin: bool) -> list[str]:
     who = ("measured by `zoo finetune` (details in its metrics.json)"
            if config.source.get("base_preset") or config.architecture in ("classifier", "melcnn")
            else "as reported by the publisher")
+    if config.source.get("trained_by"):
+        who = f"measured by `{config.source['trained_by']}`"
     return [f"{values}" + (f" ({where})" if where else "") + f", {who}."]
+
+
+def _usage_lines(config: PresetConfig, target: str) -> list[str]:
+    patch = config.preprocessing.patch_samples
+    if config.tags:
+        return [f'taggram = zoo.tag("song.mp3", model="{target}")',
+                f'model = zoo.load("{target}")  # waveform (batch, {patch}) -> tags']
+    # An embedding model: no tags, its output is the embedding.
+    from zoo.models.registry import get_architecture
+
+    embedding = get_architecture(config.architecture).taps(config.architecture_config)[1]
+    return [f'features = zoo.extract("song.mp3", model="{target}")',
+            f'vectors = features["{embedding}"]  # one per patch',
+            f'model = zoo.load("{target}")  # waveform (batch, {patch}) -> {embedding}']
 
 
 def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: bool = False) -> str:
@@ -130,7 +170,6 @@ def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: boo
         >>> text.splitlines()[0]
         '# `musicnn_msd`'
     """
-    prep = config.preprocessing
     target = load_as or config.name
     lines = [] if builtin else _front_matter(config)
     lines += [
@@ -140,8 +179,7 @@ def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: boo
         "",
         "```python",
         "import zoo",
-        f'taggram = zoo.tag("song.mp3", model="{target}")',
-        f'model = zoo.load("{target}")  # waveform (batch, {prep.patch_samples}) -> tags',
+        *_usage_lines(config, target),
         "```",
         "",
         "## Source and licence",
@@ -158,8 +196,41 @@ def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: boo
     if config.architecture_config:
         args = ", ".join(f"{k}={v}" for k, v in config.architecture_config.items())
         lines += [f"Arguments: `{args}`.", ""]
-    fmax = "sr/2" if prep.fmax is None else f"{prep.fmax:g}"
+    lines += _preprocessing_lines(config)
     lines += [
+        "## Reported metrics",
+        "",
+        *_metrics_lines(config, builtin),
+        "",
+        "## Tags",
+        "",
+        (", ".join(f"`{t}`" for t in config.tags) if config.tags else
+         "None: an embedding model (`zoo.tag` refuses it; use `zoo.extract` or `zoo.load`)."),
+        "",
+    ]
+    if notes := config.source.get("notes"):
+        lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
+    if builtin and config.architecture in ("musicnn", "vgg"):
+        lines.append(DIFFERENCES)
+    text = "\n".join(lines)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _preprocessing_lines(config: PresetConfig) -> list[str]:
+    prep = config.preprocessing
+    if prep.frontend == "waveform":
+        return [
+            "## Preprocessing",
+            "",
+            f"- {prep.sample_rate} Hz mono, raw waveform: no front-end layer, the model takes "
+            "the samples themselves.",
+            f"- Patches of {prep.patch_samples} samples ({prep.patch_seconds:.3f} s); whole "
+            "files are cut without padding (`zoo.tag` starts one every `hop_seconds`, 3 s by "
+            "default), and audio shorter than one patch is tiled to fill it.",
+            "",
+        ]
+    fmax = "sr/2" if prep.fmax is None else f"{prep.fmax:g}"
+    return [
         "## Preprocessing (inside the model)",
         "",
         f"- {prep.sample_rate} Hz mono; STFT n_fft {prep.n_fft}, hop {prep.hop_length}, periodic "
@@ -171,16 +242,4 @@ def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: boo
         f"{prep.patch_samples} samples); whole files are padded by {prep.edge_padding} samples "
         f"({prep.pad_mode}) like the original's centred STFT.",
         "",
-        "## Reported metrics",
-        "",
-        *_metrics_lines(config, builtin),
-        "",
-        "## Tags",
-        "",
-        ", ".join(f"`{t}`" for t in config.tags),
-        "",
     ]
-    if builtin:
-        lines.append(DIFFERENCES)
-    text = "\n".join(lines)
-    return text if text.endswith("\n") else text + "\n"

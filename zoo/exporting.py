@@ -26,9 +26,14 @@ Signatures (all outputs are batch-major, so TF Serving's server-side batching ca
     Same outputs; per-patch outputs are zero-padded to the file with the most patches, and
     ``num_patches`` says how many rows of each file are real.
 
+A preset without tags (an embedding model such as ``siamese_musicnn_msd``) has the same two
+signatures without the tag outputs: ``embedding [batch, patches, dim]``, ``mean_embedding
+[batch, dim]`` (mean over the real patches; not re-normalised), ``patch_times``,
+``num_patches`` and ``repeat_padded``.
+
 The TFLite export (``format="tflite"``) is the patch model only, front-end included: one
-``patch_samples`` waveform window in, ``probabilities`` and ``embedding`` out. Patching a whole
-file is left to the caller (`zoo.patching` shows how).
+``patch_samples`` waveform window in, ``probabilities`` (taggers only) and ``embedding`` out.
+Patching a whole file is left to the caller (`zoo.patching` shows how).
 """
 
 from __future__ import annotations
@@ -80,8 +85,10 @@ def build_patch_model(model: keras.Model) -> keras.Model:
     """One waveform patch -> ``{"probabilities", "embedding"}``, sharing the model's layers.
 
     Uses the loaded model's own front-end layers (so a trained compression, e.g. ``log_learn``,
-    keeps its weights) and its backbone's tag layer and embedding tap (musicnn: ``penultimate``;
-    vgg: ``pool5``, flattened to one vector per patch).
+    keeps its weights; a waveform front-end has none) and its backbone's tag layer and embedding
+    tap (musicnn: ``penultimate``; vgg: ``pool5``, flattened to one vector per patch; samplecnn:
+    ``embedding``). A preset without tags (``siamese``: an
+    embedding model) gives ``{"embedding"}`` only (siamese: the unit-length ``projection``).
 
     Args:
         model: a model from `zoo.load` (any ``include_top`` / ``features``).
@@ -105,8 +112,12 @@ def build_patch_model(model: keras.Model) -> keras.Model:
     embedding = backbone.get_layer(features[embedding_name]).output
     if len(embedding.shape) > 2:
         embedding = keras.layers.Flatten(name="embedding_flatten")(embedding)
-    view = keras.Model(backbone.input, {"probabilities": backbone.output, "embedding": embedding},
-                       name=f"{backbone.name}_serving")
+    outputs = {"embedding": embedding}
+    if config.tags:  # an embedding model (siamese) has no tag layer: its output is the embedding
+        outputs["probabilities"] = backbone.output
+    view = keras.Model(backbone.input, outputs, name=f"{backbone.name}_serving")
+    if config.preprocessing.frontend == "waveform":  # the backbone takes the patch itself
+        return keras.Model(model.input, view(model.input), name=f"{config.name}_patch")
     try:
         logmel = model.get_layer("compression").output
     except ValueError:
@@ -147,10 +158,11 @@ class ServingModule(tf.Module):
         self._max_chunk = max_patches_per_call
         self._seconds_per_frame = config.preprocessing.hop_length / self._sample_rate
         dim = patch_model.output["embedding"].shape[-1]
+        # A model without tags (an embedding model) has no "probabilities".
         self._row_signature = {
-            "probabilities": tf.TensorSpec([len(config.tags)], tf.float32),
+            "probabilities": tf.TensorSpec([len(self._tags)], tf.float32),
             "embedding": tf.TensorSpec([dim], tf.float32),
-        }
+        } if self._tags else {"embedding": tf.TensorSpec([dim], tf.float32)}
         window = grid.window
         self.serving_default = tf.function(
             self._serve_waveform,
@@ -163,7 +175,7 @@ class ServingModule(tf.Module):
 
     def _patch(self, windows: tf.Tensor) -> dict[str, tf.Tensor]:
         out = self.patch_model(windows, training=False)
-        return {"probabilities": out["probabilities"], "embedding": out["embedding"]}
+        return {name: out[name] for name in self._row_signature}
 
     def _patches(self, flat_windows: tf.Tensor) -> dict[str, tf.Tensor]:
         return serving_graph.run_in_chunks(self._patch, flat_windows, self._max_chunk,
@@ -171,13 +183,28 @@ class ServingModule(tf.Module):
 
     def _outputs(self, probabilities, embedding, starts, num_patches, repeat_padded
                  ) -> dict[str, tf.Tensor]:
-        """The common output dict; per-patch tensors are ``[batch, patches, ...]``."""
+        """The common output dict; per-patch tensors are ``[batch, patches, ...]``.
+
+        ``probabilities`` is None for a model without tags: the outputs are then the
+        embeddings, their mean (``mean_embedding``), times and counts."""
         batch = tf.shape(num_patches)[0]
-        mask = tf.sequence_mask(num_patches, tf.shape(probabilities)[1], tf.float32)
-        # Mean over the real patches only (tag_wav pads shorter files with zero rows).
-        total = tf.reduce_sum(probabilities * mask[:, :, tf.newaxis], axis=1)
-        mean = total / tf.cast(num_patches, tf.float32)[:, tf.newaxis]
+        mask = tf.sequence_mask(num_patches, tf.shape(embedding)[1], tf.float32)
+
+        def mean_over_patches(t: tf.Tensor) -> tf.Tensor:
+            # Mean over the real patches only (tag_wav pads shorter files with zero rows).
+            total = tf.reduce_sum(t * mask[:, :, tf.newaxis], axis=1)
+            return total / tf.cast(num_patches, tf.float32)[:, tf.newaxis]
+
         times = tf.cast(starts, tf.float32) * self._seconds_per_frame
+        if probabilities is None:
+            return {
+                "embedding": embedding,
+                "mean_embedding": mean_over_patches(embedding),
+                "patch_times": times,
+                "num_patches": num_patches,
+                "repeat_padded": repeat_padded,
+            }
+        mean = mean_over_patches(probabilities)
         tags = tf.tile(tf.constant(list(self._tags))[tf.newaxis, :], tf.stack([batch, 1]))
         return {
             "probabilities": probabilities,
@@ -198,7 +225,8 @@ class ServingModule(tf.Module):
         def per_row(t: tf.Tensor) -> tf.Tensor:
             return tf.reshape(t, tf.concat([[batch, patches], tf.shape(t)[1:]], axis=0))
 
-        return self._outputs(per_row(out["probabilities"]), per_row(out["embedding"]),
+        probabilities = per_row(out["probabilities"]) if self._tags else None
+        return self._outputs(probabilities, per_row(out["embedding"]),
                              tf.tile(starts[tf.newaxis, :], tf.stack([batch, 1])),
                              tf.fill([batch], patches), tf.fill([batch], short))
 
@@ -211,7 +239,8 @@ class ServingModule(tf.Module):
         def per_file(t: tf.Tensor) -> tf.Tensor:
             return tf.RaggedTensor.from_row_lengths(t, lengths).to_tensor()
 
-        return self._outputs(per_file(out["probabilities"]), per_file(out["embedding"]),
+        probabilities = per_file(out["probabilities"]) if self._tags else None
+        return self._outputs(probabilities, per_file(out["embedding"]),
                              starts.to_tensor(), tf.cast(lengths, tf.int32), short)
 
 

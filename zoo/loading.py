@@ -52,7 +52,8 @@ def load(
             (a commit hash makes it reproducible and, once cached, needs no network).
         include_top: output the tag probabilities (True) or the embedding (False).
         features: output a dict of every named feature tap (``timbral``, ``cnn1``, ...,
-            ``penultimate``; vgg: ``pool1``..``pool5``), plus ``tags`` if include_top.
+            ``penultimate``; vgg: ``pool1``..``pool5``; samplecnn: ``stem``, ``block1``..,
+            ``pooled``, ``embedding``), plus ``tags`` if include_top.
         checkpoint: an original TF1 checkpoint folder to convert on the fly instead of the
             published weights (the only way to use ``musicnn_msd_big``).
         endpoint: Hub URL for ``hf://`` presets and Hub-hosted weights (a private mirror);

@@ -4,6 +4,9 @@ A centred STFT of the whole file pads ``edge = n_fft // 2`` samples at each end;
 spans padded samples ``[t*hop, t*hop + n_fft)``. A patch of ``F`` frames starting at frame ``s``
 is therefore the padded window ``[s*hop, s*hop + (F-1)*hop + n_fft)``, framed *without* centring
 inside the model. Patches start every ``hop_frames`` frames, like the original musicnn's slicing.
+
+A raw-waveform model (``Preprocessing.frontend == "waveform"``) uses the same grid with one-sample
+frames (``n_fft = hop_length = 1``): no edge padding, ``patch_frames`` samples per patch.
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ class PatchGrid:
         return (self.patch_frames - 1) * self.hop_length + self.n_fft
 
     def n_frames(self, n_samples: int) -> int:
-        """Frames of a centred STFT of ``n_samples`` samples."""
-        return 1 + n_samples // self.hop_length
+        """Frames of a centred STFT of ``n_samples`` samples (``1 + n // hop`` for an even
+        ``n_fft``; ``n`` for a waveform front-end's one-sample frames, ``n_fft = hop = 1``)."""
+        return 1 + (n_samples + 2 * self.edge - self.n_fft) // self.hop_length
 
     def start_frames(self, n_samples: int) -> list[int]:
         """First frame of every patch of a signal of ``n_samples`` samples (>= one patch)."""
@@ -70,11 +74,11 @@ class PatchGrid:
 
     def min_samples(self) -> int:
         """Shortest signal that holds one whole patch."""
-        return (self.patch_frames - 1) * self.hop_length
+        return (self.patch_frames - 1) * self.hop_length + self.n_fft - 2 * self.edge
 
 
 def _edge_pad(x: np.ndarray, left: bool, edge: int, pad_mode: str) -> np.ndarray:
-    if pad_mode == "constant":
+    if pad_mode == "constant" or edge == 0:  # edge 0: a waveform front-end pads nothing
         return np.zeros(edge, np.float32)
     # numpy's "reflect": mirror without repeating the edge sample (librosa's centred STFT).
     padded = np.pad(x, (edge, 0) if left else (0, edge), mode="reflect")

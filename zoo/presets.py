@@ -19,6 +19,10 @@ from typing import Any
 from zoo.errors import PresetError
 
 SCHEMA_VERSION = 1
+FRONTENDS = ("mel", "waveform")
+# Fields that only a mel front-end reads (left out of a waveform preset's JSON at their defaults).
+_MEL_ONLY_FIELDS = ("win_length", "window", "power", "n_mels", "fmin", "fmax", "htk", "norm",
+                    "compression", "compression_config", "pad_mode")
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,16 @@ class Preprocessing:
             ``"power_to_db"`` or ``"pcen"``; ``compression_config`` holds its arguments.
         pad_mode: padding of the whole signal before framing (``"reflect"``: librosa <= 0.8 and the
             musicnn weights; ``"constant"``: later librosa).
-        patch_frames: frames per model input patch.
+        patch_frames: frames per model input patch (samples, for a waveform front-end).
         compression_weights: trained variables of a trainable compression (``LogLearn``:
             ``a``, ``b``; ``PCEN``: ``log_alpha``, ...) by name, assigned after it is built;
             empty: the layer's initial values (see `zoo.models.pipeline.compression_weights`).
+        frontend: ``"mel"`` (default: the in-graph mel spectrogram and ``compression`` feed the
+            backbone) or ``"waveform"`` (no front-end layer: the backbone takes the raw patch,
+            e.g. sampleCNN). A waveform front-end's frame is one sample: ``n_fft`` and
+            ``hop_length`` are 1 and ``patch_frames`` is the patch length in samples, so the
+            patching arithmetic is the same (no edge padding); the mel and compression fields
+            are unused and left out of the JSON. Build one with `Preprocessing.waveform`.
     """
 
     sample_rate: int = 16000
@@ -55,6 +65,43 @@ class Preprocessing:
     pad_mode: str = "reflect"
     patch_frames: int = 187
     compression_weights: dict[str, Any] = field(default_factory=dict)
+    frontend: str = "mel"
+
+    def __post_init__(self) -> None:
+        if self.frontend not in FRONTENDS:
+            raise ValueError(f"frontend must be one of {FRONTENDS}, got {self.frontend!r}")
+        if self.frontend == "waveform" and (self.n_fft, self.hop_length) != (1, 1):
+            raise ValueError("a waveform front-end counts in samples: n_fft and hop_length must "
+                             f"be 1 (got {self.n_fft}, {self.hop_length}); use "
+                             "Preprocessing.waveform(sample_rate, patch_samples)")
+
+    @classmethod
+    def waveform(cls, sample_rate: int, patch_samples: int) -> Preprocessing:
+        """The preprocessing of a raw-waveform model: resampling and patching only.
+
+        Example:
+            >>> Preprocessing.waveform(16000, 59049).patch_seconds
+            3.6905625
+        """
+        return cls(sample_rate=sample_rate, n_fft=1, hop_length=1, patch_frames=patch_samples,
+                   frontend="waveform")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON fields: as `dataclasses.asdict`, less what a preset does not use (empty
+        ``compression_weights``; ``frontend`` when it is ``"mel"``, so older presets keep their
+        exact JSON; the mel/compression fields of a waveform front-end left at their
+        defaults)."""
+        data = dataclasses.asdict(self)
+        if not data["compression_weights"]:
+            del data["compression_weights"]
+        if self.frontend == "mel":
+            del data["frontend"]
+        else:
+            defaults = Preprocessing()
+            for name in _MEL_ONLY_FIELDS:
+                if data[name] == getattr(defaults, name):
+                    del data[name]
+        return data
 
     @property
     def patch_samples(self) -> int:
@@ -110,9 +157,8 @@ class PresetConfig:
         data = dataclasses.asdict(self)
         data.pop("root")
         data["tags"] = list(self.tags)
-        # Written only when set, so presets without a trained front-end keep their exact JSON.
-        if not data["preprocessing"]["compression_weights"]:
-            del data["preprocessing"]["compression_weights"]
+        # Only the fields in use, so presets without a trained front-end keep their exact JSON.
+        data["preprocessing"] = self.preprocessing.to_dict()
         return {"schema_version": SCHEMA_VERSION, **data}
 
     @classmethod
@@ -130,7 +176,7 @@ class PresetConfig:
                 root=root,
                 **data,
             )
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise PresetError(f"invalid preset config {data.get('name')!r}: {err}") from err
 
     def to_json(self) -> str:

@@ -24,10 +24,10 @@ WAV_RATE_MESSAGE = ("tag_wav: WAV sample rate must be {rate} Hz (the model's rat
 
 
 def _check_grid(grid: PatchGrid) -> None:
-    if grid.n_fft % 2:
-        # zoo.patching counts 1 + n // hop frames, which is a centred STFT's count for even n_fft
-        # only; an odd n_fft would need a different window arithmetic here.
-        raise ValueError(f"in-graph patching needs an even n_fft, got {grid.n_fft}")
+    if grid.n_fft % 2 and grid.n_fft != 1:
+        # The frame count below (PatchGrid.n_frames) holds for any n_fft, but only even ones and
+        # the one-sample frames of a waveform front-end (n_fft = hop = 1) are tested.
+        raise ValueError(f"in-graph patching needs an even n_fft (or 1), got {grid.n_fft}")
 
 
 def patch_windows(waveforms: tf.Tensor, grid: PatchGrid, what: str = "serving_default"
@@ -76,7 +76,7 @@ def patch_windows(waveforms: tf.Tensor, grid: PatchGrid, what: str = "serving_de
     padded = tf.pad(x, [[0, 0], [grid.edge, grid.edge]], mode=mode)
 
     # The same arithmetic as PatchGrid.start_frames, on tensors.
-    total = 1 + length // hop
+    total = 1 + (length + 2 * grid.edge - grid.n_fft) // hop  # PatchGrid.n_frames
     n_regular = (total - frames) // grid.hop_frames + 1
     hop_samples = grid.hop_frames * hop
     span = (n_regular - 1) * hop_samples + window

@@ -20,9 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import audio
-from zoo.errors import AudioError
+from zoo.errors import AudioError, PresetError
 from zoo.loading import load
 from zoo.models.pipeline import select_outputs, wrap_waveform
+from zoo.models.registry import get_architecture
 from zoo.patching import PatchGrid, iter_patches
 from zoo.presets import PresetConfig
 
@@ -284,6 +285,8 @@ def tag(
 
     Raises:
         AudioError: the audio cannot be read or is empty/invalid.
+        PresetError: the model has no tags (an embedding model such as
+            ``siamese_musicnn_msd``: use `extract`).
 
     Example:
         >>> taggram = zoo.tag("song.mp3", model="musicnn_msd")
@@ -291,6 +294,11 @@ def tag(
         [('rock', 0.61), ('indie', 0.33), ('alternative', 0.31)]
     """
     model = resolve_model(model)
+    if not model.zoo_preset.tags:
+        embedding = get_architecture(model.zoo_preset.architecture).taps(
+            model.zoo_preset.architecture_config)[1]
+        raise PresetError(f"model {model.zoo_preset.name!r} has no tags: use zoo.extract (its "
+                          f"embedding is the feature {embedding!r})")
     config, outputs, times, padded = _run(audio_or_path, model, hop_seconds, batch_size,
                                           source_sr, tail)
     probabilities = np.concatenate(outputs, axis=0).astype(np.float32, copy=False)

@@ -1,4 +1,8 @@
-"""Assemble a complete model: waveform patch -> front-end layers -> backbone -> tags/embedding."""
+"""Assemble a complete model: waveform patch -> front-end layers -> backbone -> tags/embedding.
+
+A preset with ``preprocessing.frontend == "waveform"`` (sampleCNN) has no front-end layer: the
+backbone takes the waveform patch itself.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import keras
 import numpy as np
 
 from zoo import layers as zl
+from zoo.errors import PresetError
 from zoo.models.registry import get_architecture
 from zoo.presets import Preprocessing, PresetConfig
 
@@ -24,8 +29,11 @@ def build_frontend(prep: Preprocessing) -> list[keras.layers.Layer]:
     """The in-graph front-end of a preset: mel spectrogram, then its log compression.
 
     The mel layer frames without centring: `zoo.tagging` pads the whole file once and cuts
-    overlapping windows, which reproduces a single whole-file STFT exactly.
+    overlapping windows, which reproduces a single whole-file STFT exactly. A waveform
+    front-end has no layers (empty list).
     """
+    if prep.frontend == "waveform":
+        return []
     if prep.compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {prep.compression!r}; known: {list(COMPRESSIONS)}")
     mel = zl.MelSpectrogram(
@@ -83,14 +91,23 @@ def build_backbone(config: PresetConfig, weights_path: str | os.PathLike | None 
 
 
 def wrap_waveform(config: PresetConfig, logmel_model: keras.Model, name: str) -> keras.Model:
-    """Put the preset's front-end in front of a log-mel model (any number of outputs)."""
+    """Put the preset's front-end in front of a log-mel model (any number of outputs); for a
+    waveform front-end, the model gets the patch as it is.
+
+    Raises:
+        PresetError: a waveform backbone whose input length is not the preset's patch.
+    """
     prep = config.preprocessing
     waveform = keras.Input((prep.patch_samples,), name="waveform")
     x = waveform
     frontend = build_frontend(prep)
+    if not frontend and tuple(logmel_model.input_shape[1:]) != (prep.patch_samples,):
+        raise PresetError(f"preset {config.name!r}: the {config.architecture} backbone takes "
+                          f"input {tuple(logmel_model.input_shape[1:])}, the preset's patches "
+                          f"are {prep.patch_samples} samples (preprocessing.patch_frames)")
     for layer in frontend:
         x = layer(x)
-    if prep.compression_weights:  # trained front-end values (the layer is built by now)
+    if prep.compression_weights and frontend:  # trained values (the layer is built by now)
         set_compression_weights(frontend[-1], prep.compression_weights)
     return keras.Model(waveform, logmel_model(x), name=name)
 

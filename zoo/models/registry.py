@@ -1,4 +1,5 @@
-"""Architecture registry: name -> builder of a log-mel backbone, its feature taps, its embedding."""
+"""Architecture registry: name -> builder of a backbone (log-mel input, or the waveform patch for
+a preset with a waveform front-end), its feature taps, its embedding."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from zoo.models.classifier import build_classifier, classifier_features
 from zoo.models.melcnn import MELCNN_FEATURES, build_melcnn
 from zoo.models.musicnn.musicnn import MUSICNN_FEATURES, build_musicnn
 from zoo.models.musicnn.vgg import VGG_FEATURES, build_vgg
+from zoo.models.samplecnn import SAMPLECNN_FEATURES, build_samplecnn, samplecnn_taps
+from zoo.models.siamese.model import PROJECTION, build_siamese, siamese_features
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,8 @@ class Architecture:
     """A model family.
 
     Args:
-        build: ``build(**architecture_config, include_top=True) -> keras.Model`` on log-mel input.
+        build: ``build(**architecture_config, include_top=True) -> keras.Model`` on log-mel input
+            (on the waveform patch, for a preset with a waveform front-end).
         features: feature name -> layer name, in the order `zoo.extract` reports them.
         embedding: the feature that ``include_top=False`` returns.
         resolve: for families whose taps depend on the config (``classifier``: those of its
@@ -44,6 +48,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "melcnn": Architecture(build_melcnn, MELCNN_FEATURES, "embedding"),
     # Features are resolved from the backbone named in the config.
     "classifier": Architecture(build_classifier, {}, "embedding", resolve=classifier_features),
+    # Encoder taps (from the config) plus the unit-length "projection", its embedding.
+    "siamese": Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features),
+    # Raw waveform in (preprocessing.frontend "waveform"); the taps depend on the depth.
+    "samplecnn": Architecture(build_samplecnn, SAMPLECNN_FEATURES, "embedding",
+                              resolve=samplecnn_taps),
 }
 
 

@@ -1,0 +1,155 @@
+"""The ``siamese`` architecture: a shared encoder, a projection head, unit-length output.
+
+One branch of a Siamese network is all a preset holds: every excerpt goes through the same
+encoder (any registered backbone, up to one of its feature taps) and the same projection head
+(dense layers, the last one linear), then `L2Normalize`. Similarity between two excerpts is the
+dot product (cosine) of their outputs; the pair or triplet structure only exists in the loss
+(`zoo.models.siamese.losses`) and the batch sampler (`zoo.models.siamese.samplers`).
+
+The graph is flat, as `zoo.models.classifier` builds it: the encoder's layers keep their names,
+so pretrained encoder weights copy over by name and its feature taps still work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import layers
+
+PROJECTION = "projection"
+DEFAULT_ENCODER = {"architecture": "musicnn", "config": {"n_mels": 96, "n_frames": 187},
+                   "feature": "penultimate"}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class L2Normalize(layers.Layer):
+    """Scale every vector along ``axis`` to unit Euclidean length.
+
+    Args:
+        axis: the axis to normalise.
+        epsilon: floor of the squared norm (an all-zero row stays finite).
+
+    Example:
+        >>> L2Normalize()(np.array([[3.0, 4.0]], "float32")).numpy()
+        array([[0.6, 0.8]], dtype=float32)
+    """
+
+    def __init__(self, axis: int = -1, epsilon: float = 1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = int(axis)
+        self.epsilon = float(epsilon)
+
+    def call(self, x):
+        squared = keras.ops.sum(keras.ops.square(x), axis=self.axis, keepdims=True)
+        return x * keras.ops.rsqrt(keras.ops.maximum(squared, self.epsilon))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
+
+
+def projection_dense_name(i: int) -> str:
+    return f"projection_dense_{i}"
+
+
+def apply_projection(x, projection_units: Sequence[int] = (256, 128), activation: str = "relu",
+                     dropout: float = 0.0):
+    """The projection head on an embedding tensor: dense layers (``activation`` on all but the
+    last, which is linear), then `L2Normalize` named ``"projection"``.
+
+    Args:
+        x: ``(batch, dim)`` tensor.
+        projection_units: widths of the dense layers; empty: normalise ``x`` itself.
+        activation: of the hidden dense layers.
+        dropout: rate before every dense layer (training only).
+    """
+    units = [int(u) for u in projection_units]
+    for i, width in enumerate(units):
+        if dropout:
+            x = layers.Dropout(dropout, name=f"projection_dropout_{i}")(x)
+        last = i == len(units) - 1
+        x = layers.Dense(width, activation=None if last else activation,
+                         name=projection_dense_name(i))(x)
+    return L2Normalize(name=PROJECTION)(x)
+
+
+def build_projection_head(input_dim: int, projection_units: Sequence[int] = (256, 128),
+                          activation: str = "relu", dropout: float = 0.0,
+                          name: str = "projection_head") -> keras.Model:
+    """The head alone, on cached encoder embeddings; its layer names equal those in
+    `build_siamese`, so trained weights copy over by name
+    (`zoo.models.classifier.copy_weights_by_name`).
+
+    Example:
+        >>> build_projection_head(200).output_shape
+        (None, 128)
+    """
+    inputs = keras.Input((input_dim,), name="embedding")
+    return keras.Model(inputs, apply_projection(inputs, projection_units, activation, dropout),
+                       name=name)
+
+
+def _encoder_parts(encoder: dict[str, Any]):
+    # Imported here: the registry imports this module.
+    from zoo.errors import PresetError
+    from zoo.models.registry import get_architecture
+
+    arch = get_architecture(encoder["architecture"])
+    config = dict(encoder.get("config", {}))
+    feature = encoder.get("feature") or arch.embedding
+    features, _ = arch.taps(config)
+    if feature not in features:
+        raise PresetError(f"encoder {encoder['architecture']!r} has no feature {feature!r}; "
+                          f"it has: {', '.join(features)}")
+    return arch, config, dict(features), feature
+
+
+def build_siamese(encoder: dict[str, Any] | None = None,
+                  projection_units: Sequence[int] = (256, 128), activation: str = "relu",
+                  dropout: float = 0.0, n_tags: int = 0, include_top: bool = True,
+                  name: str = "siamese") -> keras.Model:
+    """One Siamese branch on log-mel input: encoder -> projection head -> unit vector.
+
+    Args:
+        encoder: ``{"architecture": "musicnn", "config": {...}, "feature": "penultimate"}``: a
+            registered architecture, its arguments and the feature tap the head reads (default:
+            the architecture's embedding). A 3-D or 4-D tap is flattened.
+        projection_units: widths of the head's dense layers (the last is the output size).
+        activation: of the hidden dense layers.
+        dropout: before every dense layer of the head.
+        n_tags: ignored (a similarity model has no tags); accepted so that the preset pipeline
+            can build it like the taggers.
+        include_top: ignored: the output is always the unit-length projection.
+        name: model name.
+
+    Returns:
+        A log-mel-in Keras model ``(batch, frames, mels) -> (batch, projection_units[-1])``.
+
+    Raises:
+        PresetError: unknown encoder architecture or feature.
+
+    Example:
+        >>> build_siamese().output_shape
+        (None, 128)
+    """
+    del n_tags, include_top
+    arch, config, features, feature = _encoder_parts(encoder or DEFAULT_ENCODER)
+    # The encoder's own tag layer is built but left out of the graph (not an output's ancestor).
+    inner = arch.build(**config, n_tags=1, include_top=True, name=f"{name}_encoder")
+    x = inner.get_layer(features[feature]).output
+    if len(x.shape) > 2:
+        x = layers.Flatten(name="encoder_flatten")(x)
+    out = apply_projection(x, projection_units, activation, dropout)
+    return keras.Model(inner.input, out, name=name)
+
+
+def siamese_features(config: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """Feature taps of a siamese model: the encoder's plus ``"projection"`` (the unit-length
+    output), which is also its embedding."""
+    _, _, features, _ = _encoder_parts(config.get("encoder") or DEFAULT_ENCODER)
+    features[PROJECTION] = PROJECTION
+    return features, PROJECTION
