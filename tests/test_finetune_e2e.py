@@ -174,3 +174,16 @@ def test_unknown_frontend_fails_cleanly(tmp_path):
     data = make_esc50(tmp_path / "esc")
     with pytest.raises(SystemExit):
         main(["finetune", "speech_commands", str(data), "--frontend", "mfcc", "--out", "x"])
+
+
+@pytest.mark.parametrize("name", ["siamese_musicnn_msd", "samplecnn_msd_distilled"])
+def test_classifier_on_every_backbone_family(name):
+    """A classifier can be built on the shipped families whose taps depend on their config."""
+    from zoo.models.classifier import build_classifier, classifier_features
+
+    config = zoo.get_preset(name)
+    backbone = {"architecture": config.architecture, "config": config.architecture_config}
+    model = build_classifier(backbone, n_tags=4, head_units=[8])
+    assert model.output_shape == (None, 4)
+    features, embedding = classifier_features({"backbone": backbone, "head_units": [8]})
+    assert model.get_layer(features[embedding]).output.shape[-1] == 8

@@ -95,7 +95,8 @@ def build_classifier(backbone: dict[str, Any], n_tags: int, head_units: Sequence
     arch, config = _backbone_parts(backbone)
     # The backbone's own tag layer is built but left out of the graph (not an output's ancestor).
     inner = arch.build(**config, n_tags=1, include_top=True, name=f"{name}_inner")
-    embedding = inner.get_layer(arch.features[arch.embedding]).output
+    features, embedding_name = arch.taps(config)  # some families' taps depend on the config
+    embedding = inner.get_layer(features[embedding_name]).output
     if len(embedding.shape) > 2:  # e.g. vgg's pool5 (time, freq, channels): the head takes a vector
         embedding = layers.Flatten(name="embedding_flatten")(embedding)
     out = apply_head(embedding, n_tags, head_units, dropout, activation, include_top)
@@ -105,11 +106,12 @@ def build_classifier(backbone: dict[str, Any], n_tags: int, head_units: Sequence
 def classifier_features(config: dict[str, Any]) -> tuple[dict[str, str], str]:
     """Feature taps of a classifier: the backbone's plus ``"embedding"`` (the head's last hidden
     layer, or the backbone's embedding when the head has none)."""
-    arch, _ = _backbone_parts(config["backbone"])
-    features = dict(arch.features)
+    arch, backbone_config = _backbone_parts(config["backbone"])
+    backbone_features, backbone_embedding = arch.taps(backbone_config)
+    features = dict(backbone_features)
     units = config.get("head_units") or []
     features["embedding"] = (head_dense_name(len(units) - 1) if units
-                             else arch.features[arch.embedding])
+                             else backbone_features[backbone_embedding])
     return features, "embedding"
 
 
