@@ -53,6 +53,7 @@ def _softplus(x: float) -> float:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]  # e.g. runs without a recorded wall time
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
