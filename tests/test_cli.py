@@ -77,3 +77,10 @@ def test_zoo_export_is_the_function():
     import zoo.exporting  # noqa: F401
 
     assert callable(zoo.export) and zoo.export.__name__ == "export"
+
+
+def test_presets_are_aligned_to_the_longest_name(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    columns = {len(line) - len(line.split(None, 1)[1]) for line in lines}
+    assert len(lines) >= 7 and len(columns) == 1  # every description starts in one column

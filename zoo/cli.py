@@ -97,8 +97,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from zoo.presets import presets
 
-    for name, description in presets().items():
-        print(f"{name:18s} {description}")
+    known = presets()
+    width = max(map(len, known), default=0)
+    for name, description in known.items():
+        print(f"{name:{width}s}  {description}")
     return 0
 
 
@@ -336,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which stopped reading: not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
