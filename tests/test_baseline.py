@@ -2,7 +2,6 @@
 a clearly separable two-class dataset, zoo finetune's splits, and the script's metrics.json."""
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import librosa
 import numpy as np
 import pytest
 from finetune_data import make_gtzan, write
+from script_modules import load_script
 
 from zoo.finetune import baseline as bl
 from zoo.finetune import datasets as ds
@@ -128,11 +128,7 @@ def test_baseline_separates_two_classes_on_finetune_folds(tmp_path, capsys):
 
 
 def _script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "baseline_mfcc.py"
-    spec = importlib.util.spec_from_file_location("baseline_mfcc", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("baseline_mfcc")
 
 
 def test_script_writes_finetune_metrics_and_reuses_the_cache(tmp_path, capsys, monkeypatch):

@@ -1,19 +1,14 @@
 """scripts/experiment_log_compression.py: aggregation of finished runs."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 
 def _module():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "experiment_log_compression.py"
-    spec = importlib.util.spec_from_file_location("experiment_log_compression", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiment_log_compression")
 
 
 def _write(runs, frontend, seed, metrics):

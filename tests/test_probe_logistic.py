@@ -1,17 +1,12 @@
 """scripts/probe_logistic.py: clip vectors from patch embeddings."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
+from script_modules import load_script
 
 
 def _module():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_logistic.py"
-    spec = importlib.util.spec_from_file_location("probe_logistic", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("probe_logistic")
 
 
 def test_clip_vectors_are_per_clip_mean_and_std_of_flattened_patches():

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from pathlib import Path
 
 import keras
@@ -15,6 +13,7 @@ import soundfile as sf
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from script_modules import load_script
 
 import zoo
 from zoo import serving_graph
@@ -276,14 +275,7 @@ def test_card_is_current():
 
 
 def _distill_module():
-    name = "distill_samplecnn"
-    if name not in sys.modules:  # dataclasses look their module up while it executes
-        spec = importlib.util.spec_from_file_location(
-            name, ROOT / "scripts" / "distill_samplecnn.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("distill_samplecnn")
 
 
 def test_distillation_training_smoke(tmp_path):
