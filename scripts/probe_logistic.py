@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from zoo.finetune.baseline import fit_baseline
-    from zoo.finetune.runner import FinetuneOptions, _holdout, read_task
+    from zoo.finetune.runner import FinetuneOptions, fold_splits, read_task
 
     data = read_task(args.task, args.data_dir, FinetuneOptions(seed=args.seed))
     caches = sorted(Path(args.run_dir, "cache").glob("embeddings-*.npz"))
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return features[index], labels[index]
 
     if data.folds:
-        splits = [(*_holdout(data.fold(f, exclude=True), 0.1, args.seed + f), data.fold(f))
-                  for f in data.folds]
+        splits = [(train, valid, test)
+                  for _, train, valid, test in fold_splits(data, args.seed)]
     else:
         splits = [(data.split("train"), data.split("valid"), data.split("test"))]
     accuracy = []

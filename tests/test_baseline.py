@@ -14,7 +14,7 @@ from script_modules import load_script
 
 from zoo.finetune import baseline as bl
 from zoo.finetune import datasets as ds
-from zoo.finetune.runner import _holdout
+from zoo.finetune.runner import fold_splits
 
 # The keys of zoo finetune's metrics.json (split task; fold tasks add the *_mean / *_std ones).
 FINETUNE_KEYS = {"stage", "accuracy", "macro_f1", "n", "per_class", "confusion_matrix",
@@ -116,8 +116,7 @@ def test_baseline_separates_two_classes_on_finetune_folds(tmp_path, capsys):
     assert metrics["folds"]["3"]["n"] == 8 and np.sum(metrics["confusion_matrix"]) == 40
     # Same training / validation clips as the transfer head of zoo finetune (seed 0).
     data = ds.read_esc50(root)
-    for fold in range(1, 6):
-        train, valid = _holdout(data.fold(fold, exclude=True), 0.1, fold)
+    for fold, train, valid, _ in fold_splits(data, seed=0):
         bad = {str(root / "audio/3-99-A-0.wav")}
         selection = metrics["model_selection"]["per_fold"][str(fold)]
         assert selection["n_train"] == sum(c.path not in bad for c in train)

@@ -391,7 +391,7 @@ def run_baseline(task: str, data_dir: str, out: str | os.PathLike,
         ImportError: no scikit-learn.
     """
     from zoo.finetune.report import plot_confusion, write_metrics
-    from zoo.finetune.runner import FinetuneOptions, _holdout, read_task
+    from zoo.finetune.runner import FinetuneOptions, fold_splits, read_task
 
     options = options or BaselineOptions()
     _sklearn()  # fail before the feature extraction, not after it
@@ -426,11 +426,9 @@ def run_baseline(task: str, data_dir: str, out: str | os.PathLike,
     if data.folds:
         per_fold: dict[str, dict[str, Any]] = {}
         selection: dict[str, dict[str, Any]] = {}
-        for fold in data.folds[: options.max_folds]:
-            # The transfer head's training and early-stopping clips of this fold.
-            train, valid = _holdout(data.fold(fold, exclude=True), 0.1, options.seed + fold)
+        # The transfer head's training, early-stopping and test clips of each fold.
+        for fold, train, valid, test in fold_splits(data, options.seed, options.max_folds):
             model, selection[str(fold)] = fit(train, valid)
-            test = data.fold(fold)
             per_fold[str(fold)] = _evaluate(model, *rows(test), test, data.classes, failed)
             _log(f"fold {fold}: accuracy {per_fold[str(fold)]['accuracy']:.3f} "
                  f"(C = {selection[str(fold)]['C']:g})")

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,17 @@ def _holdout(clips: Sequence[ds.Clip], fraction: float, seed: int
         valid += members[:n_valid]
         train += members[n_valid:]
     return train, valid
+
+
+def fold_splits(data: ds.ClipDataset, seed: int, max_folds: int | None = None
+                ) -> Iterator[tuple[int, list[ds.Clip], list[ds.Clip], list[ds.Clip]]]:
+    """``(fold, train, valid, test)`` of a fold task: each fold tests a model trained on the
+    other folds, 10 % of whose clips (stratified, seeded by ``seed + fold``) are held out for
+    early stopping. Every fold-task trainer and baseline uses these, so their numbers compare.
+    """
+    for fold in data.folds[:max_folds]:
+        train, valid = _holdout(data.fold(fold, exclude=True), 0.1, seed + fold)
+        yield fold, train, valid, list(data.fold(fold))
 
 
 def _predictor(model: keras.Model):
@@ -313,10 +324,8 @@ def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneO
     metrics: dict[str, Any] = {"stage": 1}
     if data.folds:
         per_fold = {}
-        for fold in data.folds[: options.max_folds]:
-            train, valid = _holdout(data.fold(fold, exclude=True), 0.1, options.seed + fold)
+        for fold, train, valid, test in fold_splits(data, options.seed, options.max_folds):
             head, histories[f"fold{fold}"] = fit(train, valid, f"fold{fold}")
-            test = data.fold(fold)
             _, _, outs = table.rows(test)
             per_fold[str(fold)] = _evaluate(
                 PatchOutputs(_head_probabilities(head, outs.values), outs.clip_index, outs.failed),
@@ -413,10 +422,9 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
     if data.folds:
         per_fold: dict[str, dict[str, Any]] = {}
         trained: dict[str, dict[str, float]] = {}
-        for fold in data.folds[: options.max_folds]:
-            train, valid = _holdout(data.fold(fold, exclude=True), 0.1, options.seed + fold)
+        for fold, train, valid, test in fold_splits(data, options.seed, options.max_folds):
             backbone, compression, histories[f"fold{fold}"], per_fold[str(fold)] = fit(
-                train, valid, data.fold(fold), f"fold{fold}")
+                train, valid, test, f"fold{fold}")
             trained[str(fold)] = compression_weights(compression)
             _log(f"fold {fold}: accuracy {per_fold[str(fold)]['accuracy']:.3f}")
         metrics.update(summarize_folds(per_fold), folds=per_fold,
