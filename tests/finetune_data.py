@@ -26,6 +26,15 @@ def write(path: Path, x: np.ndarray, sr: int = SR) -> Path:
     return path
 
 
+def write_esc50_meta(root: Path, rows: list[dict]) -> None:
+    """``root/meta/esc50.csv`` from dict rows (their keys are the columns)."""
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def make_gtzan(root: Path, labels=("jazz", "rock", "pop"), per_label: int = 5,
                split_lists: bool = False) -> Path:
     """``root/genres/<label>/<label>.0000N.wav`` (+ train/valid/test.txt: 3/1/1 per label)."""
@@ -53,11 +62,7 @@ def make_esc50(root: Path, classes=("dog", "rain", "siren"), folds: int = 5) -> 
             rows.append({"filename": name, "fold": fold, "target": target,
                          "category": category, "esc10": "False", "src_file": f"{target}{fold}",
                          "take": "A"})
-    (root / "meta").mkdir(parents=True, exist_ok=True)
-    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_esc50_meta(root, rows)
     return root
 
 

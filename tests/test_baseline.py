@@ -1,7 +1,6 @@
 """The MFCC-statistics + logistic-regression baseline: MFCCs against librosa, the feature vector,
 a clearly separable two-class dataset, zoo finetune's splits, and the script's metrics.json."""
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pytest
-from finetune_data import make_gtzan, write
+from finetune_data import make_gtzan, write, write_esc50_meta
 from script_modules import load_script
 
 from zoo.finetune import baseline as bl
@@ -92,11 +91,7 @@ def _two_class_esc50(root: Path, per_fold: int = 4, sr: int = 16000) -> Path:
                              "category": category})
     (root / "audio" / "3-99-A-0.wav").write_bytes(b"RIFF0000WAVEnot audio")
     rows.append({"filename": "3-99-A-0.wav", "fold": 3, "target": 0, "category": "low"})
-    (root / "meta").mkdir(parents=True, exist_ok=True)
-    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_esc50_meta(root, rows)
     return root
 
 
