@@ -5,8 +5,10 @@ Exports the preset with `zoo.export` (or uses --export-dir), loads it with
 
   * latency of one 3 s clip (48,000 samples = one patch), p50 / p95 over --runs calls:
     ``serving_default`` (float waveform), ``tag_wav`` (WAV bytes, decoded in-graph), the
-    in-process Keras model on the same patch (compiled ``tf.function``, as `zoo.tag` runs it),
-    and `zoo.tag` on the array (decode-free whole-file path: patching, batching, thread hand-off);
+    in-process Keras model on the same patch (compiled ``tf.function``, as `zoo.tag` runs it:
+    musicnn's inference graph, `zoo.models.musicnn.inference`), the model's original Keras graph
+    (the training graph; what `zoo.tag` ran before the inference graph), and `zoo.tag` on the
+    array (decode-free whole-file path: patching, batching, thread hand-off);
   * throughput of a batch of 64 clips of 3 s: ``serving_default`` on ``[64, 48000]`` vs the
     Keras model on the 64 patches (median of --batch-runs calls);
   * optionally (--xla) the Keras patch model compiled with XLA, as a what-if: the export does not
@@ -104,6 +106,9 @@ def measure(args: argparse.Namespace, export_dir: Path) -> dict[str, dict[str, f
         lambda: materialise(serve(waveform=one)), r, w)
     results["savedmodel tag_wav, 1 clip"] = latency_ms(lambda: materialise(tag_wav(wav=wav)), r, w)
     results["keras patch model, 1 clip"] = latency_ms(lambda: materialise(keras_fn(window)), r, w)
+    original = tf.function(lambda x: model(x, training=False))
+    results["keras original graph, 1 clip"] = latency_ms(
+        lambda: materialise(original(window)), r, w)
     results["zoo.tag (array), 1 clip"] = latency_ms(
         lambda: zoo.tag(clip, model=model, source_sr=sr), r, w)
     if args.xla:

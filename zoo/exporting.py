@@ -51,6 +51,7 @@ import tensorflow as tf
 
 from zoo import serving_graph
 from zoo.layers.portability import tflite_builtin_ops
+from zoo.models.pipeline import inference_view, layer_names_of
 from zoo.models.registry import get_architecture
 from zoo.patching import PatchGrid
 from zoo.presets import PresetConfig
@@ -89,6 +90,8 @@ def build_patch_model(model: keras.Model) -> keras.Model:
     tap (musicnn: ``penultimate``; vgg: ``pool5``, flattened to one vector per patch; samplecnn:
     ``embedding``). A preset without tags (``siamese``: an
     embedding model) gives ``{"embedding"}`` only (siamese: the unit-length ``projection``).
+    The backbone runs through its family's inference-only graph where it has one
+    (`zoo.models.pipeline.inference_view`): inference only, never train the patch model.
 
     Args:
         model: a model from `zoo.load` (any ``include_top`` / ``features``).
@@ -109,21 +112,23 @@ def build_patch_model(model: keras.Model) -> keras.Model:
     backbone: keras.Model = model.zoo_backbone
     features, embedding_name = get_architecture(config.architecture).taps(
         config.architecture_config)
-    embedding = backbone.get_layer(features[embedding_name]).output
-    if len(embedding.shape) > 2:
-        embedding = keras.layers.Flatten(name="embedding_flatten")(embedding)
-    outputs = {"embedding": embedding}
+    taps = {"embedding": features[embedding_name]}
     if config.tags:  # an embedding model (siamese) has no tag layer: its output is the embedding
-        outputs["probabilities"] = backbone.output
-    view = keras.Model(backbone.input, outputs, name=f"{backbone.name}_serving")
+        taps["probabilities"] = layer_names_of(backbone.outputs[0], backbone)
+    # The family's inference-only graph where it has one (musicnn: ~1.5x faster, same numbers).
+    view = inference_view(backbone, config, taps)
     if config.preprocessing.frontend == "waveform":  # the backbone takes the patch itself
-        return keras.Model(model.input, view(model.input), name=f"{config.name}_patch")
-    try:
-        logmel = model.get_layer("compression").output
-    except ValueError:
-        raise TypeError("the model has no 'compression' front-end layer: pass a model from "
-                        "zoo.load()") from None
-    return keras.Model(model.input, view(logmel), name=f"{config.name}_patch")
+        features_in = model.input
+    else:
+        try:
+            features_in = model.get_layer("compression").output
+        except ValueError:
+            raise TypeError("the model has no 'compression' front-end layer: pass a model from "
+                            "zoo.load()") from None
+    outputs = dict(view(features_in))
+    if len(outputs["embedding"].shape) > 2:
+        outputs["embedding"] = keras.layers.Flatten(name="embedding_flatten")(outputs["embedding"])
+    return keras.Model(model.input, outputs, name=f"{config.name}_patch")
 
 
 def patch_grid_for(config: PresetConfig, tail: str = "end", hop_seconds: float = 3.0

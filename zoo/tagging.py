@@ -22,7 +22,7 @@ import tensorflow as tf
 from zoo import audio
 from zoo.errors import AudioError, PresetError
 from zoo.loading import load
-from zoo.models.pipeline import select_outputs, wrap_waveform
+from zoo.models.pipeline import inference_model, select_outputs, wrap_waveform
 from zoo.models.registry import get_architecture
 from zoo.patching import PatchGrid, iter_patches
 from zoo.presets import PresetConfig
@@ -127,7 +127,9 @@ def _compiled(model: keras.Model) -> Callable[[np.ndarray], Any]:
     fn = _COMPILED.get(model)
     if fn is None:
         n = model.input_shape[-1]
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
+        # The family's inference graph (musicnn: ~1.5x faster), sharing the model's variables.
+        twin = inference_model(model) if hasattr(model, "zoo_backbone") else model
+        fn = tf.function(lambda x: twin(x, training=False), reduce_retracing=True,
                          input_signature=[tf.TensorSpec([None, n], tf.float32)])
         _COMPILED[model] = fn
     return fn

@@ -7,6 +7,7 @@ backbone takes the waveform patch itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -125,6 +126,68 @@ def select_outputs(backbone: keras.Model, config: PresetConfig, include_top: boo
         return backbone
     embedding = backbone.get_layer(taps[embedding_name]).output
     return keras.Model(backbone.input, embedding, name=f"{backbone.name}_embedding")
+
+
+def inference_view(backbone: keras.Model, config: PresetConfig,
+                   outputs: Mapping[str, str] | str) -> keras.Model:
+    """Backbone input -> ``outputs``, through the family's inference-only graph where it has one.
+
+    Args:
+        backbone: the preset's backbone (``model.zoo_backbone``).
+        config: the preset.
+        outputs: one layer name, or output name -> layer name.
+
+    Returns:
+        A model sharing the backbone's variables: the family's faster inference graph (musicnn,
+        `zoo.models.musicnn.inference`), or a plain view of the backbone's layers. Never train it.
+    """
+    inference = get_architecture(config.architecture).inference
+    if inference is not None:
+        try:
+            return inference(backbone, outputs)
+        except ValueError:
+            pass  # e.g. a tap the fast graph does not compute: the plain view has every layer
+    get = backbone.get_layer
+    tensors = get(outputs).output if isinstance(outputs, str) else {
+        key: get(layer).output for key, layer in outputs.items()}
+    return keras.Model(backbone.input, tensors, name=f"{backbone.name}_view")
+
+
+def layer_names_of(outputs: object, backbone: keras.Model) -> Mapping[str, str] | str:
+    """The backbone layer behind each output tensor of a view (a tensor or a dict of them)."""
+    by_tensor = {id(layer.output): layer.name for layer in backbone.layers}
+    if isinstance(outputs, Mapping):
+        return {key: by_tensor[id(t)] for key, t in outputs.items()}
+    return by_tensor[id(outputs)]
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The inference-only twin of a `zoo.load` model: same input, outputs and variables.
+
+    Runs the family's faster inference graph (`inference_view`) behind the model's own front-end
+    layers; for a family without one, returns ``model`` itself. Batch norm always uses its moving
+    statistics: for tagging, extraction and export, never for training.
+
+    Raises:
+        TypeError: ``model`` does not come from `zoo.load`.
+    """
+    config = getattr(model, "zoo_preset", None)
+    backbone = getattr(model, "zoo_backbone", None)
+    if config is None or backbone is None:
+        raise TypeError("pass a model from zoo.load() (it carries its preprocessing and backbone)")
+    if get_architecture(config.architecture).inference is None:
+        return model
+    head = model.layers[-1]  # wrap_waveform's backbone view, after the front-end layers
+    if head is backbone:
+        names = layer_names_of(backbone.outputs[0], backbone)
+    else:
+        internal = keras.tree.pack_sequence_as(head.output, head.outputs)
+        names = layer_names_of(internal, backbone)
+    features = model.layers[-2].output if len(model.layers) > 2 else model.input
+    twin = keras.Model(model.input, inference_view(backbone, config, names)(features),
+                       name=f"{model.name}_inference")
+    twin.zoo_preset, twin.zoo_backbone = config, backbone
+    return twin
 
 
 def build_model(config: PresetConfig, weights_path: str | os.PathLike | None = None,

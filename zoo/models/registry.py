@@ -11,6 +11,7 @@ import keras
 from zoo.errors import PresetError
 from zoo.models.classifier import build_classifier, classifier_features
 from zoo.models.melcnn import MELCNN_FEATURES, build_melcnn
+from zoo.models.musicnn.inference import musicnn_inference_view
 from zoo.models.musicnn.musicnn import MUSICNN_FEATURES, build_musicnn
 from zoo.models.musicnn.vgg import VGG_FEATURES, build_vgg
 from zoo.models.samplecnn import SAMPLECNN_FEATURES, build_samplecnn, samplecnn_taps
@@ -28,12 +29,16 @@ class Architecture:
         embedding: the feature that ``include_top=False`` returns.
         resolve: for families whose taps depend on the config (``classifier``: those of its
             backbone), ``resolve(architecture_config) -> (features, embedding)``.
+        inference: for families with a faster inference-only graph (``musicnn``),
+            ``inference(backbone, outputs) -> keras.Model`` with ``outputs`` a layer name or a dict
+            of output name -> layer name; it raises ValueError for outputs it cannot give.
     """
 
     build: Callable[..., keras.Model]
     features: Mapping[str, str]
     embedding: str
     resolve: Callable[[dict], tuple[Mapping[str, str], str]] | None = None
+    inference: Callable[[keras.Model, Mapping[str, str] | str], keras.Model] | None = None
 
     def taps(self, config: Mapping) -> tuple[Mapping[str, str], str]:
         """``(features, embedding)`` of a model built with ``config``."""
@@ -43,7 +48,8 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "musicnn": Architecture(build_musicnn, MUSICNN_FEATURES, "penultimate"),
+    "musicnn": Architecture(build_musicnn, MUSICNN_FEATURES, "penultimate",
+                            inference=musicnn_inference_view),
     "vgg": Architecture(build_vgg, VGG_FEATURES, "pool5"),
     "melcnn": Architecture(build_melcnn, MELCNN_FEATURES, "embedding"),
     # Features are resolved from the backbone named in the config.
