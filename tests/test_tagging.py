@@ -128,3 +128,18 @@ def test_extract_features_are_per_patch():
 def test_embedding_model_cannot_tag():
     with pytest.raises(TypeError, match="include_top"):
         zoo.tag(CLIP, model=zoo.load("musicnn_mtt", include_top=False))
+
+
+def test_run_model_gives_the_raw_batches_behind_tag(tagger):
+    from zoo.tagging import ModelRun, describe_source, run_model
+
+    run = run_model(CLIP, tagger, batch_size=2)
+    assert isinstance(run, ModelRun) and run.config is tagger.zoo_preset
+    assert all(len(batch) <= 2 for batch in run.outputs)
+    probabilities = np.concatenate(run.outputs)
+    tg = zoo.tag(CLIP, model=tagger)
+    np.testing.assert_array_equal(run.times, tg.times)
+    np.testing.assert_allclose(probabilities, tg.probabilities, atol=1e-6)
+    assert describe_source(CLIP) == CLIP and describe_source(b"x") == "<bytes>"
+    with pytest.raises(AudioError, match="<array>"):
+        run_model(np.zeros(0, np.float32), tagger, source_sr=16000)

@@ -233,7 +233,48 @@ def _prefetch(generator: Iterator, depth: int = 2) -> Iterator:
         stop.set()
 
 
-def _run(source, model, hop_seconds, batch_size, source_sr, tail):
+@dataclass(frozen=True)
+class ModelRun:
+    """A model's raw outputs over a whole recording (`run_model`).
+
+    Attributes:
+        config: the model's preset.
+        outputs: one entry per model call, each the model's output for a batch of patches (an
+            array, or a dict of arrays for a features model), in patch order.
+        times: start of every patch, seconds.
+        repeat_padded: the audio was shorter than one patch and was tiled to fill it.
+    """
+
+    config: PresetConfig
+    outputs: list[Any]
+    times: np.ndarray
+    repeat_padded: bool
+
+
+def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
+              batch_size: int = DEFAULT_BATCH_SIZE, source_sr: int | None = None,
+              tail: str = "end") -> ModelRun:
+    """Run a `zoo.load` model over every patch of a recording, as `tag` and `extract` do.
+
+    Decoding and patching run in a background thread while the model computes; the model runs
+    through its family's inference graph (`zoo.models.pipeline.inference_model`).
+
+    Args:
+        source: a file path, encoded bytes, or a float waveform (give ``source_sr``).
+        model: a model from `zoo.load` (or `resolve_model`).
+        hop_seconds, batch_size, source_sr, tail: as `tag`.
+
+    Returns:
+        A `ModelRun`.
+
+    Raises:
+        AudioError: the audio cannot be read, or has no samples.
+
+    Example:
+        >>> run = run_model("song.wav", zoo.load("musicnn_msd", include_top=False))
+        >>> np.concatenate(run.outputs).shape     # (patches, 200) embeddings
+        (10, 200)
+    """
     config: PresetConfig = model.zoo_preset
     grid = patch_grid(config.preprocessing, hop_seconds, tail)
     fn = _compiled(model)
@@ -247,13 +288,14 @@ def _run(source, model, hop_seconds, batch_size, source_sr, tail):
         starts.extend(batch_starts)
         padded |= was_padded
     if not outputs:
-        raise AudioError(_describe(source), "no audio samples to tag")
+        raise AudioError(describe_source(source), "no audio samples to tag")
     prep = config.preprocessing
     times = np.asarray(starts, np.float64) * prep.hop_length / prep.sample_rate
-    return config, outputs, times, padded
+    return ModelRun(config, outputs, times, padded)
 
 
-def _describe(source: Any) -> str:
+def describe_source(source: Any) -> str:
+    """How errors and results name an input: its path, ``<array>`` or ``<bytes>``."""
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     return "<array>" if isinstance(source, np.ndarray) else "<bytes>"
@@ -301,14 +343,14 @@ def tag(
             model.zoo_preset.architecture_config)[1]
         raise PresetError(f"model {model.zoo_preset.name!r} has no tags: use zoo.extract (its "
                           f"embedding is the feature {embedding!r})")
-    config, outputs, times, padded = _run(audio_or_path, model, hop_seconds, batch_size,
-                                          source_sr, tail)
-    probabilities = np.concatenate(outputs, axis=0).astype(np.float32, copy=False)
+    run = run_model(audio_or_path, model, hop_seconds, batch_size, source_sr, tail)
+    config = run.config
+    probabilities = np.concatenate(run.outputs, axis=0).astype(np.float32, copy=False)
     if probabilities.ndim != 2 or probabilities.shape[1] != len(config.tags):
         raise TypeError(f"model {config.name!r} does not output tag probabilities "
                         "(was it loaded with include_top=False?)")
-    return Taggram(probabilities, config.tags, times, _describe(audio_or_path),
-                   config.preprocessing.patch_seconds, padded)
+    return Taggram(probabilities, config.tags, run.times, describe_source(audio_or_path),
+                   config.preprocessing.patch_seconds, run.repeat_padded)
 
 
 def extract(
@@ -333,7 +375,8 @@ def extract(
         (10, 200)
     """
     model = resolve_model(model, features=True)
-    config, outputs, times, padded = _run(audio_or_path, model, hop_seconds, batch_size,
-                                          source_sr, tail)
-    features = {name: np.concatenate([o[name] for o in outputs], axis=0) for name in outputs[0]}
-    return Features(features, times, config.tags, _describe(audio_or_path), padded)
+    run = run_model(audio_or_path, model, hop_seconds, batch_size, source_sr, tail)
+    features = {name: np.concatenate([o[name] for o in run.outputs], axis=0)
+                for name in run.outputs[0]}
+    return Features(features, run.times, run.config.tags, describe_source(audio_or_path),
+                    run.repeat_padded)

@@ -161,16 +161,16 @@ class TrackEmbedder:
             AudioError: unreadable, truncated or empty audio, or an embedding that is zero or
                 not finite (nothing to compare by cosine).
         """
-        from zoo.tagging import _describe, _run
+        from zoo.tagging import describe_source, run_model
 
-        _, outputs, _, _ = _run(audio_or_path, self.model, self.info.hop_seconds,
-                                self.batch_size, source_sr, self.info.tail)
-        patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in outputs], axis=0)
+        run = run_model(audio_or_path, self.model, self.info.hop_seconds, self.batch_size,
+                        source_sr, self.info.tail)
+        patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in run.outputs], axis=0)
         mean = patches.astype(np.float64).mean(axis=0)
         norm = float(np.linalg.norm(mean))
         if not np.isfinite(norm):
-            raise AudioError(_describe(audio_or_path), "the model's embedding is not finite")
+            raise AudioError(describe_source(audio_or_path), "the model's embedding is not finite")
         if norm < 1e-12:
-            raise AudioError(_describe(audio_or_path),
+            raise AudioError(describe_source(audio_or_path),
                              "the model's embedding is all zeros: nothing to compare")
         return (mean / norm).astype(np.float32)
