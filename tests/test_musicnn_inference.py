@@ -1,5 +1,7 @@
 """The inference-only musicnn graph computes what the Keras model computes, from its variables."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -173,3 +175,42 @@ def test_real_preset_view_matches_the_keras_graph():
         np.testing.assert_allclose(got[key] / scale, expected[key] / scale, atol=1e-5,
                                    err_msg=key)
     tf.debugging.assert_all_finite(got["tags"], "tags")
+
+
+@pytest.mark.parametrize("family", ["classifier", "siamese"])
+def test_models_built_on_a_musicnn_encoder_get_its_inference_graph(family):
+    """Fine-tuned classifiers and Siamese models keep the encoder's layer names in one flat
+    graph: the registry's inference hook must apply, and equal the model."""
+    from zoo.models.registry import get_architecture
+
+    tiny = {"n_mels": 24, "n_frames": 29, "midend_filters": 8, "dense_units": 6}
+    keras.utils.set_random_seed(10)
+    if family == "classifier":
+        from zoo.models.classifier import build_classifier
+
+        model = build_classifier({"architecture": "musicnn", "config": tiny}, n_tags=3,
+                                 head_units=[4])
+    else:
+        from zoo.models.siamese.model import build_siamese
+
+        model = build_siamese({"architecture": "musicnn", "config": tiny},
+                              projection_units=[5])
+    _randomise_batch_norms(model, 10)
+    output = model.outputs[0]
+    name = next(layer.name for layer in model.layers if layer.output is output)
+    view = get_architecture(family).inference(model, name)
+    assert any(isinstance(layer, TemporalBranch) for layer in view.layers)
+    x = np.random.default_rng(11).normal(size=(2, 29, 24)).astype("float32")
+    np.testing.assert_allclose(view(x, training=False), model(x, training=False),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_other_encoders_fall_back_to_the_plain_graph():
+    from zoo.models.classifier import build_classifier
+
+    model = build_classifier({"architecture": "vgg", "config": {}}, n_tags=3)
+    config = dataclasses.replace(get_preset("vgg_msd"), architecture="classifier")
+    plain = inference_view(model, config, "head_tags")
+    assert not any(isinstance(layer, (TemporalBranch, TimbralBranch)) for layer in plain.layers)
+    x = np.random.default_rng(12).normal(size=(2, 187, 96)).astype("float32")
+    np.testing.assert_allclose(plain(x, training=False), model(x, training=False), atol=1e-6)

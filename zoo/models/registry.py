@@ -47,15 +47,24 @@ class Architecture:
         return self.features, self.embedding
 
 
+def _encoder_inference(model: keras.Model, outputs: Mapping[str, str] | str) -> keras.Model:
+    """``classifier`` / ``siamese``: their flat graph keeps the encoder's layers under the
+    encoder's names, so a musicnn encoder's inference graph applies to the whole model (any
+    other encoder: ValueError, and callers fall back to the plain graph)."""
+    return musicnn_inference_view(model, outputs)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "musicnn": Architecture(build_musicnn, MUSICNN_FEATURES, "penultimate",
                             inference=musicnn_inference_view),
     "vgg": Architecture(build_vgg, VGG_FEATURES, "pool5"),
     "melcnn": Architecture(build_melcnn, MELCNN_FEATURES, "embedding"),
     # Features are resolved from the backbone named in the config.
-    "classifier": Architecture(build_classifier, {}, "embedding", resolve=classifier_features),
+    "classifier": Architecture(build_classifier, {}, "embedding", resolve=classifier_features,
+                               inference=_encoder_inference),
     # Encoder taps (from the config) plus the unit-length "projection", its embedding.
-    "siamese": Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features),
+    "siamese": Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features,
+                            inference=_encoder_inference),
     # Raw waveform in (preprocessing.frontend "waveform"); the taps depend on the depth.
     "samplecnn": Architecture(build_samplecnn, SAMPLECNN_FEATURES, "embedding",
                               resolve=samplecnn_taps),
