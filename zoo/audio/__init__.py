@@ -37,6 +37,9 @@ Backends: ``"soundfile"`` (default) or ``"tfio"`` (tensorflow-io 0.37.1, optiona
 by :func:`load`). ``backend=None`` reads the ``ZOO_AUDIO_BACKEND`` environment variable. If
 tfio is requested but its ops do not run here (tensorflow-io is built for TF <= 2.17), zoo
 warns once per process and decodes with soundfile.
+
+Degradations for augmentation and robustness tests (gain, noise, EQ, speed, MP3 round trip)
+are in :mod:`zoo.audio.degrade`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from typing import IO, TypeAlias
 
 import numpy as np
 
-from zoo.audio import _backends, _checks, _containers, _decode, _sources, _tfio
+from zoo.audio import _backends, _checks, _containers, _decode, _sources, _tfio, degrade
 from zoo.audio._backends import BACKEND_ENV, BACKENDS
 from zoo.audio._checks import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from zoo.errors import AudioError
@@ -62,6 +65,7 @@ __all__ = [
     "MIN_SAMPLE_RATE",
     "AudioInfo",
     "AudioSource",
+    "degrade",
     "info",
     "load",
     "stream",
