@@ -54,21 +54,28 @@ def test_build_report_and_files(built):
 def test_each_file_finds_itself_first(built):
     root, out, _ = built
     index = zoo.search.load_index(out)
+    assert index.level == "segment"
     for i, entry in enumerate(index.files):
-        matches = index.query(index.file_path(i), top=3)
-        assert matches[0].path == str(root / entry.path)
-        assert matches[0].distance < 1e-4
-        assert [m.distance for m in matches] == sorted(m.distance for m in matches)
+        for level, hop, exact in (("segment", 3.0, True), ("file", None, True),
+                                  ("segment", None, False)):
+            matches = index.query(index.file_path(i), top=3, level=level, query_hop=hop)
+            assert matches[0].path == str(root / entry.path), (level, hop)
+            # segments on the catalogue's own 3 s grid match themselves exactly; the default
+            # 1 s query grid falls between them, but still next to them
+            assert matches[0].distance < (1e-4 if exact else 0.05), (level, hop)
+            assert [m.distance for m in matches] == sorted(m.distance for m in matches)
 
 
 def test_near_duplicate_ranks_above_unrelated_audio(built):
     root, out, _ = built
     index = zoo.search.load_index(out)
-    matches = index.query(str(root / "rock" / "real_rock_hedgewars.flac"), top=len(index))
-    paths = [m.path for m in matches]
-    assert paths[1] == str(root / "rock_remaster.wav"), matches
-    # and clearly so: the remaster is closer than anything unrelated by a margin
-    assert matches[1].distance + 0.05 < matches[2].distance
+    for level in ("segment", "file"):
+        matches = index.query(str(root / "rock" / "real_rock_hedgewars.flac"), top=len(index),
+                              level=level)
+        paths = [m.path for m in matches]
+        assert paths[1] == str(root / "rock_remaster.wav"), (level, matches)
+        # and clearly so: the remaster is closer than anything unrelated by a margin
+        assert matches[1].distance + 0.05 < matches[2].distance, level
 
 
 def test_array_query_equals_file_query(built):
@@ -92,6 +99,18 @@ def test_manifest_records_model_and_vectors(built):
     assert manifest["model"]["weights_sha256"] == config.weights.sha256
     assert manifest["model"]["embedding"] == feature == "penultimate"
     assert manifest["metric"] == "cosine" and manifest["index"]["type"] == "flat"
+    assert manifest["format_version"] == 2 and manifest["level"] == "segment"
+    assert manifest["segment_index"]["type"] == "flat"
+    segments = np.load(out / store.SEGMENTS, allow_pickle=False)
+    offsets = np.load(out / store.SEGMENT_OFFSETS, allow_pickle=False)
+    starts = np.load(out / store.SEGMENT_STARTS, allow_pickle=False)
+    assert segments.shape == (manifest["segments"], 200) == (offsets[-1], 200)
+    np.testing.assert_allclose(np.linalg.norm(segments, axis=1), 1.0, atol=1e-5)
+    # every file's segments are its patches on the 3 s grid, the last one aligned to the end
+    for i in range(len(offsets) - 1):
+        t = starts[offsets[i]:offsets[i + 1]]
+        assert t[0] == 0 and np.all(np.diff(t) > 0)
+        np.testing.assert_allclose(np.diff(t)[:-1], 3.0, atol=0.02)  # hop on the frame grid
     assert manifest["root"] == str(root.resolve())
     assert manifest["zoo_version"] == zoo.__version__
     vectors = np.load(out / store.VECTORS, allow_pickle=False)
@@ -108,6 +127,10 @@ def test_embedding_is_the_normalised_mean_of_patch_embeddings(built):
     got = embedding.TrackEmbedder(MODEL).embed(f"{CLIPS}/synth_music.flac")
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert model.output_shape[-1] == got.shape[0]
+    seg = embedding.TrackEmbedder(MODEL).embed_segments(f"{CLIPS}/synth_music.flac")
+    np.testing.assert_allclose(seg.vectors, feats / np.linalg.norm(feats, axis=1, keepdims=True),
+                               atol=1e-5)
+    np.testing.assert_allclose(seg.mean, expected, atol=1e-5)
 
 
 # -- the CLI ------------------------------------------------------------------------------------
@@ -118,7 +141,7 @@ LINE = re.compile(r"^\s*(\d+)  (\d+\.\d{4})  (.+)$")
 def test_cli_similar_prints_rank_distance_path(built, capsys):
     root, out, _ = built
     query = str(root / "synth_music.flac")
-    assert main(["similar", query, "--index", str(out), "--top", "4"]) == 0
+    assert main(["similar", query, "--index", str(out), "--top", "4", "--query-hop", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4
     parsed = [LINE.match(line).groups() for line in lines]
@@ -175,7 +198,7 @@ def test_default_model_is_siamese_or_a_clear_error(tmp_path, capsys, monkeypatch
     _copy(["synth_music"], root)
     assert embedding.DEFAULT_MODEL == "siamese_musicnn_msd"
     if "siamese_musicnn_msd" in zoo.presets():
-        monkeypatch.setattr(embedding.TrackEmbedder, "embed", _fake_embed([]))
+        monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed([]))
         assert main(["index", str(root), "--out", str(tmp_path / "idx"), "-q"]) == 0
         assert zoo.search.load_index(tmp_path / "idx").model.preset == "siamese_musicnn_msd"
     else:
@@ -189,16 +212,22 @@ def test_default_model_is_siamese_or_a_clear_error(tmp_path, capsys, monkeypatch
 
 
 def _fake_embed(calls):
-    """A stand-in for TrackEmbedder.embed: a unit vector from the file's bytes; records calls."""
+    """A stand-in for TrackEmbedder.embed_segments: 1-4 unit segment vectors drawn from the
+    file's bytes; records calls."""
 
-    def embed(self, audio_or_path, *, source_sr=None):
+    def embed_segments(self, audio_or_path, *, source_sr=None, hop_seconds=None):
         calls.append(str(audio_or_path))
         seed = int.from_bytes(hashlib.sha256(open(audio_or_path, "rb").read()).digest()[:8],
                               "little")
-        v = np.random.default_rng(seed).standard_normal(200)
-        return (v / np.linalg.norm(v)).astype(np.float32)
+        rng = np.random.default_rng(seed)
+        seg = rng.standard_normal((int(rng.integers(1, 5)), 200))
+        mean = seg.mean(axis=0)
+        return embedding.Segments(
+            (seg / np.linalg.norm(seg, axis=1, keepdims=True)).astype(np.float32),
+            3.0 * np.arange(len(seg), dtype=np.float32),
+            (mean / np.linalg.norm(mean)).astype(np.float32))
 
-    return embed
+    return embed_segments
 
 
 def _noise_files(folder, n, start=0):
@@ -215,21 +244,21 @@ def test_resume_after_interruption_embeds_only_the_rest(tmp_path, monkeypatch):
     calls = []
     fake = _fake_embed(calls)
 
-    def interrupted(self, path, *, source_sr=None):
+    def interrupted(self, path, *, source_sr=None, hop_seconds=None):
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return fake(self, path, source_sr=source_sr)
+        return fake(self, path, source_sr=source_sr, hop_seconds=hop_seconds)
 
-    monkeypatch.setattr(embedding.TrackEmbedder, "embed", interrupted)
+    monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", interrupted)
     with pytest.raises(KeyboardInterrupt):
         zoo.search.build_index(root, out, model=MODEL, checkpoint_every=2, progress=False)
     assert len(calls) == 5
     assert not (out / store.MANIFEST).exists()
-    saved = [e.path for e, _ in store.PartialStore(out).items()]
+    saved = [item.entry.path for item in store.PartialStore(out).items()]
     assert saved == [f"t{i:03d}.wav" for i in range(5)]  # the last chunk was flushed too
 
     calls.clear()
-    monkeypatch.setattr(embedding.TrackEmbedder, "embed", fake)
+    monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", fake)
     report = zoo.search.build_index(root, out, progress=False)  # model from the partial store
     assert [p.rsplit("/", 1)[1] for p in calls] == ["t005.wav", "t006.wav"]
     assert (report.embedded, report.reused) == (2, 5)
@@ -240,13 +269,22 @@ def test_resume_after_interruption_embeds_only_the_rest(tmp_path, monkeypatch):
     calls.clear()
     single = zoo.search.build_index(root, tmp_path / "single", model=MODEL, progress=False)
     np.testing.assert_array_equal(single.index.vectors, report.index.vectors)
+    # every file's segments are there exactly once, in order, next to their file
+    np.testing.assert_array_equal(single.index.table.offsets, report.index.table.offsets)
+    np.testing.assert_array_equal(single.index.segments, report.index.segments)
+    np.testing.assert_array_equal(single.index.table.starts, report.index.table.starts)
+    for i in range(len(report.index)):
+        expected = fake(None, report.index.file_path(i))
+        np.testing.assert_allclose(report.index.segments[report.index.table.rows(i)],
+                                   expected.vectors, atol=1e-6)
+    assert len(np.unique(report.index.segments, axis=0)) == report.index.table.n_segments
 
 
 def test_rerun_embeds_new_and_changed_files_and_drops_deleted_ones(tmp_path, monkeypatch):
     root, out = tmp_path / "music", tmp_path / "idx"
     _noise_files(root, 4)
     calls = []
-    monkeypatch.setattr(embedding.TrackEmbedder, "embed", _fake_embed(calls))
+    monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed(calls))
     zoo.search.build_index(root, out, model=MODEL, progress=False)
     assert len(calls) == 4
 
@@ -269,7 +307,7 @@ def test_changed_model_is_an_error_unless_overwrite(tmp_path, monkeypatch, capsy
     root, out = tmp_path / "music", tmp_path / "idx"
     _noise_files(root, 3)
     calls = []
-    monkeypatch.setattr(embedding.TrackEmbedder, "embed", _fake_embed(calls))
+    monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed(calls))
     zoo.search.build_index(root, out, model=MODEL, progress=False)
     with pytest.raises(IndexMismatchError, match="musicnn_msd.*vgg_msd"):
         zoo.search.build_index(root, out, model="vgg_msd", progress=False)
@@ -291,7 +329,7 @@ def test_changed_model_is_an_error_unless_overwrite(tmp_path, monkeypatch, capsy
 def test_out_folder_with_other_files_is_refused(tmp_path, monkeypatch):
     root = tmp_path / "music"
     _noise_files(root, 2)
-    monkeypatch.setattr(embedding.TrackEmbedder, "embed", _fake_embed([]))
+    monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed([]))
     with pytest.raises(zoo.search.SearchError, match="not an index directory"):
         zoo.search.build_index(root, root, model=MODEL, progress=False)
 
@@ -299,7 +337,7 @@ def test_out_folder_with_other_files_is_refused(tmp_path, monkeypatch):
 def _fake_index(tmp_path, monkeypatch, n=3):
     root, out = tmp_path / "music", tmp_path / "idx"
     _noise_files(root, n)
-    monkeypatch.setattr(embedding.TrackEmbedder, "embed", _fake_embed([]))
+    monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed([]))
     zoo.search.build_index(root, out, model=MODEL, progress=False)
     return out
 

@@ -160,8 +160,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         tqdm.write(f"zoo: FAILED {path}: {reason}", file=sys.stderr)
 
     try:
-        report = build_index(args.audio_dir, args.out, model=args.model,
-                             index_type=args.index_type, overwrite=args.overwrite,
+        report = build_index(args.audio_dir, args.out, model=args.model, level=args.level,
+                             index_type=args.index_type,
+                             segment_index_type=args.segment_index_type,
+                             overwrite=args.overwrite,
                              batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
                              progress=not args.quiet, on_failure=on_failure)
     except (ZooError, OSError, ValueError) as err:
@@ -170,13 +172,11 @@ def cmd_index(args: argparse.Namespace) -> int:
             return 1
         return 2
     if not args.quiet:
-        index, params = report.index, report.index.params
-        kind = ("flat, exact" if params.type == "flat"
-                else f"ivf, nlist={params.nlist}, nprobe={params.nprobe}")
+        index = report.index
         print(f"zoo: indexed {len(index)} files ({report.embedded} embedded, {report.reused} "
               f"reused, {report.removed} removed, {len(report.failed)} failed) with "
-              f"{index.model.preset} into {index.path} ({kind}) in {report.seconds:.1f} s",
-              file=sys.stderr)
+              f"{index.model.preset} into {index.path} ({_describe_index(index)}) in "
+              f"{report.seconds:.1f} s", file=sys.stderr)
     if report.failed:
         print(f"zoo: {len(report.failed)} file(s) failed:", file=sys.stderr)
         for path, _ in report.failed:
@@ -185,13 +185,50 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_index(index) -> str:
+    """``segment, 1234 segments, exact`` / ``file, ivf nlist=.. nprobe=..``, for summaries."""
+    def kind(params) -> str:
+        if params.type == "flat":
+            return "exact"
+        return f"{params.type} nlist={params.nlist} nprobe={params.nprobe}"
+
+    if index.level == "segment":
+        return (f"segment level: {index.table.n_segments} segments, "
+                f"{kind(index.segment_params)}")
+    return f"file level: {kind(index.params)}"
+
+
+def _format_time(seconds: float) -> str:
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
 def cmd_similar(args: argparse.Namespace) -> int:
     from zoo.errors import AudioError
     from zoo.search import load_index
 
+    if args.top < 1:
+        print(f"zoo similar: --top must be >= 1, got {args.top}", file=sys.stderr)
+        return 2
+    if args.query_hop is not None and not args.query_hop > 0:
+        print(f"zoo similar: --query-hop must be > 0 seconds, got {args.query_hop}",
+              file=sys.stderr)
+        return 2
     try:
         index = load_index(args.index)
-        matches = index.query(args.query, top=args.top)
+        level = args.level or index.level
+        if args.explain and level != "segment":
+            print("zoo similar: --explain needs segment-level search: "
+                  + ("drop --level file" if index.level == "segment" else
+                     f"this index holds one vector per file; rebuild it with zoo index "
+                     f"{index.root} --out {index.path} --overwrite"), file=sys.stderr)
+            return 2
+        if level == "segment":
+            explained = index.explain(args.query, top=args.top, query_hop=args.query_hop)
+            matches = [hit.match for hit in explained]
+        else:
+            explained = []
+            matches = index.query(args.query, top=args.top, level="file")
     except AudioError as err:
         print(f"zoo similar: {err}", file=sys.stderr)
         return 1
@@ -199,14 +236,31 @@ def cmd_similar(args: argparse.Namespace) -> int:
         print(f"zoo similar: {err}", file=sys.stderr)
         return 2
     if args.json:
+        from zoo.search.catalogue import DISTANCE, SEGMENT_DISTANCE
+
+        results = [{"rank": rank, "path": m.path, "distance": round(m.distance, 6)}
+                   for rank, m in enumerate(matches, 1)]
+        if args.explain:
+            for row, hit in zip(results, explained, strict=True):
+                row["alignments"] = [{"query_start": round(a.query_start, 3),
+                                      "query_end": round(a.query_end, 3),
+                                      "catalogue_start": round(a.catalogue_start, 3),
+                                      "catalogue_end": round(a.catalogue_end, 3),
+                                      "similarity": round(a.similarity, 6)}
+                                     for a in hit.alignments]
         doc = {"query": args.query, "index": os.fspath(index.path),
-               "model": index.model.preset, "distance": "1 - cosine similarity",
-               "results": [{"rank": rank, "path": m.path, "distance": round(m.distance, 6)}
-                           for rank, m in enumerate(matches, 1)]}
+               "model": index.model.preset, "level": level,
+               "distance": SEGMENT_DISTANCE if level == "segment" else DISTANCE,
+               "results": results}
         print(json.dumps(doc, indent=1))
         return 0
     for rank, match in enumerate(matches, 1):
         print(f"{rank:>3}  {match.distance:.4f}  {match.path}")
+        if args.explain:
+            for a in explained[rank - 1].alignments:
+                print(f"       query {_format_time(a.query_start)}-{_format_time(a.query_end)}"
+                      f"  ->  {_format_time(a.catalogue_start)}-"
+                      f"{_format_time(a.catalogue_end)}  similarity {a.similarity:.3f}")
     return 0
 
 
@@ -271,18 +325,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("index", help="build a catalogue search index over a folder of audio",
-                       description="Embed every audio file under AUDIO_DIR (one vector per file: "
-                                   "the mean of the model's embedding over its patches, "
-                                   "L2-normalised) into an approximate-nearest-neighbour index. "
+                       description="Embed every audio file under AUDIO_DIR into a search "
+                                   "index: one unit vector per 3 s segment (the model's "
+                                   "embedding of each patch) and one per file (their mean). "
                                    "Resumable: a rerun embeds only new or changed files.")
     p.add_argument("audio_dir", metavar="AUDIO_DIR", help="catalogue folder (searched recursively)")
     p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
     p.add_argument("--model", default=None, metavar="PRESET",
                    help="preset name or directory (default: the model of the existing index in "
                         "--out, else siamese_musicnn_msd)")
+    p.add_argument("--level", choices=("segment", "file"), default="segment",
+                   help="'segment' (default): store every segment, search segment by segment; "
+                        "'file': one mean vector per file only (smaller, coarser)")
     p.add_argument("--index-type", choices=("auto", "flat", "ivf"), default="auto",
-                   help="'flat': exact; 'ivf': approximate, nprobe calibrated to recall@10 >= "
-                        "0.97; 'auto' (default): flat up to 50,000 files, ivf above")
+                   help="index of the file vectors: 'flat': exact; 'ivf': approximate, nprobe "
+                        "calibrated to recall@10 >= 0.97; 'auto' (default): flat up to 50,000 "
+                        "files, ivf above")
+    p.add_argument("--segment-index-type", choices=("auto", "flat", "ivfpq"), default="auto",
+                   help="index of the segments: 'flat': exact scan; 'ivfpq': compressed "
+                        "(IVF-PQ), candidates re-ranked exactly; 'auto' (default): flat up to "
+                        "2,000,000 segments, ivfpq above")
     p.add_argument("--overwrite", action="store_true",
                    help="discard an existing index in --out (needed to change the model)")
     p.add_argument("--batch-size", type=int, default=8, help="patches per model call")
@@ -293,13 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("similar", help="find the catalogue files most similar to a recording",
                        description="Print the nearest catalogue files, best first: rank, distance "
-                                   "(1 - cosine similarity of the embeddings: 0 = identical "
-                                   "direction), path. Uses the model stored in the index.")
+                                   "(segment level: 1 - the mean over the query's segments of "
+                                   "the best cosine with the file's segments; file level: 1 - "
+                                   "cosine of the mean vectors; 0 = identical), path. Uses the "
+                                   "model stored in the index.")
     p.add_argument("query", metavar="QUERY_AUDIO", help="the query recording")
     p.add_argument("--index", required=True, metavar="INDEX", help="index directory (zoo index)")
     p.add_argument("--top", type=int, default=10, metavar="N",
                    help="results to print (default: 10)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--explain", action="store_true",
+                   help="for each result, which passage of it each query segment matched "
+                        "(query time -> catalogue time, similarity)")
+    p.add_argument("--level", choices=("segment", "file"), default=None,
+                   help="search segment by segment or by file vectors (default: the index's "
+                        "level)")
+    p.add_argument("--query-hop", type=float, default=None, metavar="SECONDS",
+                   help="hop between query segments (segment level; default: 1)")
     p.set_defaults(func=cmd_similar)
 
     add_finetune_parser(sub)

@@ -11,12 +11,21 @@ Index types:
       ``nprobe`` is calibrated at build time: the smallest value whose recall@10 against exact
       search, on a sample of the indexed vectors used as queries (each query's own entry left
       out), reaches `TARGET_RECALL`; it is stored with the index.
+
+Segment indexes (one vector per 3 s segment, `zoo.search.segments`) are searched for candidate
+files, then re-ranked exactly from the full vectors, so they may be compressed:
+    * ``"flat"``: no faiss index at all, an exact scan of the memory-mapped vectors
+      (`flat_segment_search`). Used up to `SEGMENT_FLAT_MAX` segments.
+    * ``"ivfpq"``: `faiss.IndexIVFPQ`: k-means cells, and each vector stored as `pq_bytes`
+      one-byte product-quantisation codes (50 bytes for 200-d instead of 800), plus its 8-byte
+      id. Its ``nprobe`` is calibrated on the re-ranked file results
+      (`zoo.search.segments.calibrate_nprobe`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,6 +40,14 @@ FLAT_MAX = 50_000
 TARGET_RECALL = 0.97
 """Recall@10 that ``nprobe`` is calibrated to (the target is 0.95; the margin covers queries
 that are not in the catalogue)."""
+
+SEGMENT_FLAT_MAX = 2_000_000
+"""A segment index is an exact scan up to this many segments (~25,000 four-minute tracks),
+IVF-PQ above."""
+
+SEGMENT_INDEX_TYPES = ("auto", "flat", "ivfpq")
+PQ_DIMS_PER_CODE = 4  # one 8-bit code per 4 dimensions: 200-d -> 50 bytes
+PQ_MIN_TRAIN = 256 * 39  # 8-bit codebooks: 256 centroids x 39 points each
 
 CALIBRATION_QUERIES = 500
 MIN_POINTS_PER_LIST = 39  # k-means needs this many training points per cell (faiss warns below)
@@ -253,3 +270,76 @@ def search(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
         sims, ids = index.search(queries, k)
     distances = np.clip(1.0 - sims, 0.0, 2.0).astype(np.float32)
     return distances, ids
+
+
+def choose_segment_index_type(n: int, index_type: str = "auto") -> str:
+    """``"flat"`` or ``"ivfpq"`` for a segment index of ``n`` vectors.
+
+    Raises:
+        ValueError: unknown type, or ``"ivfpq"`` asked for too few vectors to train it.
+    """
+    if index_type not in SEGMENT_INDEX_TYPES:
+        raise ValueError(f"unknown segment index type {index_type!r}; known: "
+                         f"{', '.join(SEGMENT_INDEX_TYPES)}")
+    if index_type == "auto":
+        return "flat" if n <= SEGMENT_FLAT_MAX else "ivfpq"
+    if index_type == "ivfpq" and n < PQ_MIN_TRAIN:
+        raise ValueError(f"an IVF-PQ index needs at least {PQ_MIN_TRAIN} segments to train its "
+                         f"codebooks, got {n}; use the flat (exact) segment index")
+    return index_type
+
+
+def pq_bytes(dim: int) -> int:
+    """Bytes per vector of the IVF-PQ code: the largest divisor of ``dim`` up to ``dim / 4``."""
+    target = max(1, dim // PQ_DIMS_PER_CODE)
+    return max(m for m in range(1, target + 1) if dim % m == 0)
+
+
+def build_ivfpq(vectors: np.ndarray, *, nlist: int | None = None, seed: int = 0) -> Any:
+    """A trained `faiss.IndexIVFPQ` (inner product) holding ``vectors`` (ids = rows).
+
+    ``nlist`` defaults to `default_nlist`; training uses up to 64 vectors per cell and never
+    fewer than the codebooks need.
+    """
+    faiss = require_faiss()
+    vectors = np.ascontiguousarray(vectors, np.float32)
+    n, dim = vectors.shape
+    nlist = nlist or default_nlist(n)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_bytes(dim), 8,
+                             faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    rng = np.random.default_rng(seed)
+    n_train = min(n, max(nlist * TRAIN_POINTS_PER_LIST, PQ_MIN_TRAIN))
+    train = vectors if n_train == n else vectors[np.sort(rng.choice(n, n_train, replace=False))]
+    index.train(train)
+    for start in range(0, n, 1 << 20):  # bounded copies of a memory-mapped array
+        index.add(np.ascontiguousarray(vectors[start:start + (1 << 20)], np.float32))
+    return index
+
+
+def flat_segment_search(vectors: np.ndarray) -> Callable[[np.ndarray, int],
+                                                         tuple[np.ndarray, np.ndarray]]:
+    """Exact nearest-segment search over ``vectors`` (unit rows, may be memory-mapped).
+
+    Returns:
+        ``search(queries, k) -> (similarities, ids)``, as `zoo.search.segments.SegmentSearch`.
+    """
+
+    def search_segments(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with _threads(1 if len(queries) < SINGLE_THREAD_BELOW else None):
+            return exact_knn(queries, vectors, k)
+
+    return search_segments
+
+
+def index_segment_search(index: Any) -> Callable[[np.ndarray, int],
+                                                 tuple[np.ndarray, np.ndarray]]:
+    """Nearest-segment search through a faiss index (approximate for IVF-PQ)."""
+
+    def search_segments(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, np.float32)
+        with _threads(1 if len(queries) < SINGLE_THREAD_BELOW else None):
+            return index.search(queries, min(int(k), index.ntotal))
+
+    return search_segments

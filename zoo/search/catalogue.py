@@ -1,106 +1,77 @@
-"""Build, save, load and query a catalogue index (query by example over a folder of audio).
+"""A catalogue index on disk and in memory: open it, write it, query it, explain its answers.
 
 Example:
     >>> from zoo import search
-    >>> report = search.build_index("music/", "music.idx", model="musicnn_msd")
     >>> index = search.load_index("music.idx")
     >>> for path, distance in index.query("query.mp3", top=5):
     ...     print(f"{distance:.4f} {path}")
+    >>> for hit in index.explain("query.mp3", top=1):
+    ...     print(hit.match.path, [(a.query_start, a.catalogue_start) for a in hit.alignments])
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sys
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from zoo.errors import AudioError
-from zoo.search import ann, store
+from zoo.search import ann, segments, store
 from zoo.search._faiss import require_faiss
 from zoo.search.ann import AnnParams
-from zoo.search.embedding import (
-    DEFAULT_HOP_SECONDS,
-    DEFAULT_MODEL,
-    DEFAULT_TAIL,
-    ModelInfo,
-    TrackEmbedder,
-    model_info,
-)
+from zoo.search.embedding import ModelInfo, Segments, TrackEmbedder
 from zoo.search.errors import CorruptIndexError, IndexMismatchError, SearchError
-from zoo.search.store import FileEntry, PartialStore
+from zoo.search.segments import FileScore, SegmentTable
+from zoo.search.store import FileEntry
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3",
-                              ".aif", ".aiff", ".aifc", ".au", ".snd", ".w64", ".caf"})
-"""File name endings that `scan` treats as audio (case-insensitive); other files are ignored."""
-
-DEFAULT_CHECKPOINT_EVERY = 32
 METRIC = "cosine"
 DISTANCE = "1 - cosine similarity (inner product of L2-normalised vectors): 0 = same direction"
+SEGMENT_DISTANCE = ("1 - mean over query segments of the best cosine with the file's segments: "
+                    "0 = every query segment has an identical segment in the file")
+LEVELS = ("segment", "file")
+DEFAULT_QUERY_HOP_SECONDS = 1.0
+"""Hop between query segments: denser than the catalogue's (3 s), so some query segment lines
+up closely with each catalogue segment (measured in docs/search.md)."""
+
+_FILE_INDEX_CLASSES = {"flat": "IndexFlatIP", "ivf": "IndexIVFFlat"}
 
 
 class Match(NamedTuple):
-    """One search result: the catalogue file and its distance (``1 - cosine``) to the query."""
+    """One search result: the catalogue file and its distance to the query.
+
+    The distance is ``1 - cosine`` of the file vectors (file level) or ``1 - score`` of the
+    segment match (segment level, `zoo.search.segments`).
+    """
 
     path: str
     distance: float
 
 
-@dataclass
-class BuildReport:
-    """What `build_index` did.
+class Alignment(NamedTuple):
+    """Which catalogue passage a query passage matched (seconds from each file's start)."""
 
-    Attributes:
-        index: the index, loaded.
-        embedded: files embedded in this run.
-        reused: files whose vectors came from an earlier (possibly interrupted) run.
-        removed: files of the earlier index that are no longer in the folder (dropped).
-        failed: ``(path, reason)`` of files that could not be embedded (not in the index).
-        seconds: wall time of the whole build.
-    """
-
-    index: CatalogueIndex
-    embedded: int = 0
-    reused: int = 0
-    removed: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
+    query_start: float
+    query_end: float
+    catalogue_start: float
+    catalogue_end: float
+    similarity: float
 
 
-def scan(audio_dir: str | os.PathLike) -> list[FileEntry]:
-    """Audio files under ``audio_dir`` (recursive, hidden files and folders skipped), sorted.
+@dataclass(frozen=True)
+class Explained:
+    """A `Match` with the catalogue passage that each query segment matched best."""
 
-    Raises:
-        NotADirectoryError: ``audio_dir`` is not a folder.
-    """
-    root = Path(audio_dir)
-    if not root.is_dir():
-        raise NotADirectoryError(f"{os.fspath(audio_dir)} is not a folder")
-    entries = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
-                continue
-            path = Path(folder) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # a dangling link
-            if path.is_file():
-                entries.append(FileEntry(path.relative_to(root).as_posix(), st.st_size,
-                                         st.st_mtime_ns))
-    return sorted(entries, key=lambda e: e.path)
+    match: Match
+    alignments: list[Alignment]
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
+def file_digest(path: Path) -> tuple[int, str]:
+    """``(size, sha256 hex)`` of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -109,47 +80,68 @@ def _file_digest(path: Path) -> tuple[int, str]:
 
 
 class CatalogueIndex:
-    """A loaded index: the faiss index, the vectors, the files, and the model that made them.
+    """A loaded index: faiss indexes, the vectors, the files, and the model that made them.
 
-    Use `load_index` (or `build_index`) to get one.
+    Use `load_index` (or `zoo.search.build_index`) to get one.
 
     Attributes:
         path: the index directory.
         manifest: the parsed ``manifest.json``.
         model: the `ModelInfo` the vectors were made with; queries use exactly this model.
-        params: the `AnnParams` (type, nlist, nprobe, calibration).
+        level: ``"segment"`` (a vector per segment, and one per file) or ``"file"`` (one per
+            file only; also every index of format 1).
+        params: the `AnnParams` of the file-vector index (type, nlist, nprobe, calibration).
+        segment_params: the `AnnParams` of the segment index (``flat`` or ``ivfpq``), or None.
         root: the catalogue folder (absolute, as it was when indexed).
-        files: one `FileEntry` per vector.
-        vectors: ``(len(files), dim)`` float32 unit vectors (memory-mapped from
-            ``vectors.npy`` when loaded from disk).
+        files: one `FileEntry` per file vector.
+        vectors: ``(len(files), dim)`` float32 unit file vectors (memory-mapped).
+        segments: ``(segments, dim)`` float32 unit segment vectors (memory-mapped), or None.
+        table: the `SegmentTable` (which rows belong to which file, start times), or None.
     """
 
     def __init__(self, path: Path, manifest: dict[str, Any], faiss_index: Any,
-                 vectors: np.ndarray):
+                 vectors: np.ndarray, segment_vectors: np.ndarray | None = None,
+                 table: SegmentTable | None = None, segment_index: Any = None):
         self.path = path
         self.manifest = manifest
         self.model = ModelInfo.from_dict(manifest["model"])
+        self.level = manifest.get("level", "file")
         self.params = AnnParams.from_dict(manifest["index"])
+        seg = manifest.get("segment_index")
+        self.segment_params = AnnParams.from_dict(seg) if seg else None
         self.root = Path(manifest["root"])
         self.files = [FileEntry.from_dict(d) for d in manifest["files"]]
         self.vectors = vectors
         self.faiss_index = faiss_index
+        self.segments = segment_vectors
+        self.table = table
+        self.segment_index = segment_index
         ann.set_search_params(faiss_index, self.params)
+        if segment_index is not None and self.segment_params and self.segment_params.nprobe:
+            segment_index.nprobe = int(self.segment_params.nprobe)
         self._embedder: TrackEmbedder | None = None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __repr__(self) -> str:
-        return (f"CatalogueIndex({os.fspath(self.path)!r}, files={len(self)}, "
-                f"model={self.model.preset!r}, type={self.params.type!r})")
+        extra = (f", segments={self.table.n_segments}" if self.table is not None else "")
+        return (f"CatalogueIndex({os.fspath(self.path)!r}, files={len(self)}{extra}, "
+                f"model={self.model.preset!r}, level={self.level!r})")
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @property
+    def patch_seconds(self) -> float:
+        """Duration of one segment (the model's patch), seconds."""
+        if self.model.patch_seconds is not None:
+            return float(self.model.patch_seconds)
+        return float(self.embedder.model.zoo_preset.preprocessing.patch_seconds)
+
     def file_path(self, i: int) -> str:
-        """Full path of the catalogue file behind vector ``i``."""
+        """Full path of catalogue file ``i``."""
         return os.path.join(self.root, *self.files[i].path.split("/"))
 
     @property
@@ -171,58 +163,175 @@ class CatalogueIndex:
         return self._embedder
 
     def embed(self, audio_or_path: Any, *, source_sr: int | None = None) -> np.ndarray:
-        """The query vector of a recording, made with the index's model."""
+        """The file-level query vector of a recording, made with the index's model."""
         return self.embedder.embed(audio_or_path, source_sr=source_sr)
 
+    def embed_segments(self, audio_or_path: Any, *, source_sr: int | None = None,
+                       query_hop: float | None = None) -> Segments:
+        """The query segments of a recording (hop ``query_hop``, default 1 s)."""
+        hop = DEFAULT_QUERY_HOP_SECONDS if query_hop is None else float(query_hop)
+        if not hop > 0:
+            raise ValueError(f"query_hop must be > 0 seconds, got {query_hop}")
+        return self.embedder.embed_segments(audio_or_path, source_sr=source_sr,
+                                            hop_seconds=hop)
+
+    def _level(self, level: str | None) -> str:
+        level = self.level if level is None else level
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; known: {', '.join(LEVELS)}")
+        if level == "segment" and self.segments is None:
+            raise SearchError(
+                f"index {self.path} holds one vector per file (no segments): query it with "
+                "level='file' (--level file), or rebuild it for segment search: zoo index "
+                f"{self.root} --out {self.path} --overwrite")
+        return level
+
     def query_vector(self, vector: np.ndarray, top: int = 10) -> list[Match]:
-        """Nearest catalogue files to a vector (normalised here), best first."""
+        """Nearest catalogue files to a file-level vector (normalised here), best first."""
         vector = np.asarray(vector, np.float32).reshape(1, -1)
         if vector.shape[1] != self.dim:
             raise ValueError(f"query vector has {vector.shape[1]} dimensions, the index {self.dim}")
-        if top < 1:
-            raise ValueError(f"top must be >= 1, got {top}")
+        _check_top(top)
         distances, ids = ann.search(self.faiss_index, ann.normalize_rows(vector), top)
         return [Match(self.file_path(int(i)), float(d))
                 for d, i in zip(distances[0], ids[0], strict=True) if i >= 0]
 
-    def query(self, audio_or_path: Any, top: int = 10, *,
-              source_sr: int | None = None) -> list[Match]:
+    def rank_segments(self, query: np.ndarray, top: int = 10) -> list[FileScore]:
+        """Files best matching query segments ``(m, dim)`` (normalised here), best first."""
+        self._level("segment")
+        query = np.asarray(query, np.float32)
+        if query.ndim != 2 or query.shape[1] != self.dim or len(query) == 0:
+            raise ValueError(f"query segments must be (segments, {self.dim}), got {query.shape}")
+        _check_top(top)
+        search = (ann.flat_segment_search(self.segments) if self.segment_index is None
+                  else ann.index_segment_search(self.segment_index))
+        return segments.rank_files(ann.normalize_rows(query), self.segments, self.table,
+                                   search, min(top, len(self)))
+
+    def query(self, audio_or_path: Any, top: int = 10, *, source_sr: int | None = None,
+              level: str | None = None, query_hop: float | None = None) -> list[Match]:
         """The ``top`` catalogue files most similar to a recording, best first.
 
         Args:
             audio_or_path: a file path, encoded bytes, or a float waveform (give ``source_sr``).
             top: how many results.
             source_sr: sample rate of an array input.
+            level: ``"segment"`` (match segment by segment; the default of a segment index) or
+                ``"file"`` (one mean vector per file; the only choice for a file-level index).
+            query_hop: hop between query segments, seconds (segment level; default 1 s).
 
         Returns:
-            `Match` rows ``(path, distance)``; distance is ``1 - cosine`` in [0, 2].
+            `Match` rows ``(path, distance)``, distance in [0, 2].
 
         Raises:
             AudioError: the query cannot be read. IndexMismatchError: the index's model changed.
+            SearchError: segment level asked of an index without segments.
 
         Example:
             >>> index.query("query.wav", top=3)
             [Match(path='/music/a.flac', distance=0.0), Match(path='/music/b.ogg', ...)]
         """
-        return self.query_vector(self.embed(audio_or_path, source_sr=source_sr), top)
+        if self._level(level) == "file":
+            _check_top(top)
+            return self.query_vector(self.embed(audio_or_path, source_sr=source_sr), top)
+        return [hit.match for hit in self.explain(audio_or_path, top, source_sr=source_sr,
+                                                  query_hop=query_hop)]
+
+    def explain(self, audio_or_path: Any, top: int = 10, *, source_sr: int | None = None,
+                query_hop: float | None = None) -> list[Explained]:
+        """`query` at segment level, with the catalogue passage each query segment matched.
+
+        Example:
+            >>> hit = index.explain("clip.mp3", top=1)[0]
+            >>> hit.alignments[0]
+            Alignment(query_start=0.0, query_end=3.0, catalogue_start=81.0, catalogue_end=84.0,
+                      similarity=0.93)
+        """
+        self._level("segment")
+        _check_top(top)
+        query = self.embed_segments(audio_or_path, source_sr=source_sr, query_hop=query_hop)
+        return self.explain_segments(query, top)
+
+    def explain_segments(self, query: Segments, top: int = 10) -> list[Explained]:
+        """`explain` for query segments that are already embedded."""
+        patch = self.patch_seconds
+        out = []
+        for scored in self.rank_segments(query.vectors, top):
+            starts = self.table.starts[scored.best_rows]
+            alignments = [Alignment(float(q), float(q) + patch, float(c), float(c) + patch,
+                                    float(s))
+                          for q, c, s in zip(query.starts, starts, scored.best_similarities,
+                                             strict=True)]
+            out.append(Explained(Match(self.file_path(scored.file), scored.distance),
+                                 alignments))
+        return out
+
+
+def _check_top(top: int) -> None:
+    if top < 1:
+        raise ValueError(f"top must be >= 1, got {top}")
+
+
+def _read_faiss(faiss: Any, path: Path, what: str) -> Any:
+    try:
+        return faiss.read_index(os.fspath(path))
+    except RuntimeError as err:
+        raise CorruptIndexError(f"{what}: cannot read {path.name}: {err}") from err
+
+
+def _check_data_files(path: Path, data: dict[str, Any], names: Iterable[str], what: str,
+                      verify: bool) -> None:
+    for name in names:
+        try:
+            record = data[name]
+            expected_bytes, expected_sha = int(record["bytes"]), str(record["sha256"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CorruptIndexError(f"{what}: the manifest does not describe {name}") from err
+        file = path / name
+        if not file.is_file():
+            raise CorruptIndexError(f"{what}: {name} is missing")
+        size = file.stat().st_size
+        if size != expected_bytes:
+            raise CorruptIndexError(f"{what}: {name} has {size} bytes, the manifest says "
+                                    f"{expected_bytes} (truncated or replaced)")
+        if verify and file_digest(file)[1] != expected_sha:
+            raise CorruptIndexError(f"{what}: {name} does not match the sha256 in the manifest "
+                                    "(altered or corrupt)")
+
+
+def _check_array(array: np.ndarray, dtype: Any, shape: tuple[int, ...], name: str,
+                 what: str) -> None:
+    if array.dtype != dtype or array.shape != shape:
+        raise CorruptIndexError(f"{what}: {name} is {array.dtype}{array.shape}, expected "
+                                f"{np.dtype(dtype)}{shape}")
+
+
+def _check_faiss(faiss: Any, index: Any, expected: str | None, count: int, dim: int,
+                 name: str, what: str) -> None:
+    actual = type(index).__name__  # read_index returns the concrete class
+    if (expected != actual or index.ntotal != count or index.d != dim
+            or index.metric_type != faiss.METRIC_INNER_PRODUCT):
+        raise CorruptIndexError(f"{what}: {name} is a {actual} of {index.ntotal} x {index.d}, "
+                                f"the manifest says {expected} of {count} x {dim} "
+                                "(inner product)")
 
 
 def load_index(path: str | os.PathLike, *, verify: bool = True) -> CatalogueIndex:
-    """Open an index written by `build_index` / ``zoo index``.
+    """Open an index written by `zoo.search.build_index` / ``zoo index`` (format 1 or 2).
 
     Args:
         path: the index directory.
         verify: also check the sha256 of the data files against the manifest (sizes, shapes,
-            dimensions, counts and index type are always checked).
+            dimensions, counts and index types are always checked).
 
     Raises:
-        CorruptIndexError: missing, truncated, altered or inconsistent files.
+        CorruptIndexError: missing, truncated, altered, inconsistent or foreign files.
         MissingDependencyError: faiss is not installed.
 
     Example:
         >>> index = zoo.search.load_index("music.idx")
-        >>> index.model.preset, len(index)
-        ('musicnn_msd', 1000)
+        >>> index.model.preset, len(index), index.level
+        ('siamese_musicnn_msd', 1000, 'segment')
     """
     faiss = require_faiss()
     path = Path(path)
@@ -232,64 +341,103 @@ def load_index(path: str | os.PathLike, *, verify: bool = True) -> CatalogueInde
     what = f"index {os.fspath(path)}"
     if not isinstance(manifest, dict) or manifest.get("format") != store.FORMAT:
         raise CorruptIndexError(f"{what}: {store.MANIFEST} is not a zoo search index manifest")
-    if manifest.get("format_version", 0) > store.FORMAT_VERSION:
-        raise CorruptIndexError(f"{what} uses format {manifest['format_version']}; this zoo "
-                                f"reads up to {store.FORMAT_VERSION}: upgrade zoo")
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or version > store.FORMAT_VERSION:
+        raise CorruptIndexError(f"{what} uses format {version}; this zoo reads up to "
+                                f"{store.FORMAT_VERSION}: upgrade zoo")
+    level = manifest.get("level", "file")
     try:
         count, dim = int(manifest["count"]), int(manifest["dim"])
         ModelInfo.from_dict(manifest["model"])
         params = AnnParams.from_dict(manifest["index"])
         files = [FileEntry.from_dict(d) for d in manifest["files"]]
-        data = {name: manifest["data"][name] for name in (store.VECTORS, store.INDEX_FILE)}
+        data = dict(manifest["data"])
         str(manifest["root"])
+        seg_params = (AnnParams.from_dict(manifest["segment_index"]) if level == "segment"
+                      else None)
+        n_segments = int(manifest["segments"]) if level == "segment" else 0
     except (KeyError, TypeError, ValueError) as err:
         raise CorruptIndexError(f"{what}: invalid manifest ({type(err).__name__}: {err})") from err
+    if level not in LEVELS:
+        raise CorruptIndexError(f"{what}: unknown level {level!r} in the manifest")
     if len(files) != count:
         raise CorruptIndexError(f"{what}: manifest lists {len(files)} files for {count} vectors")
-    for name, record in data.items():
-        file = path / name
-        if not file.is_file():
-            raise CorruptIndexError(f"{what}: {name} is missing")
-        size = file.stat().st_size
-        if size != record["bytes"]:
-            raise CorruptIndexError(f"{what}: {name} has {size} bytes, the manifest says "
-                                    f"{record['bytes']} (truncated or replaced)")
-        if verify and _file_digest(file)[1] != record["sha256"]:
-            raise CorruptIndexError(f"{what}: {name} does not match the sha256 in the manifest "
-                                    "(altered or corrupt)")
+    names = [store.VECTORS, store.INDEX_FILE]
+    if level == "segment":
+        names += [store.SEGMENTS, store.SEGMENT_OFFSETS, store.SEGMENT_STARTS]
+        if seg_params.type == "ivfpq":
+            names.append(store.SEGMENT_INDEX_FILE)
+    _check_data_files(path, data, names, what, verify)
+
     vectors = store.read_npy(path / store.VECTORS, what, mmap=True)  # searched via faiss
-    if vectors.dtype != np.float32 or vectors.shape != (count, dim):
-        raise CorruptIndexError(f"{what}: {store.VECTORS} is {vectors.dtype}{vectors.shape}, "
-                                f"expected float32({count}, {dim})")
-    try:
-        index = faiss.read_index(os.fspath(path / store.INDEX_FILE))
-    except RuntimeError as err:
-        raise CorruptIndexError(f"{what}: cannot read {store.INDEX_FILE}: {err}") from err
-    expected = {"flat": "IndexFlatIP", "ivf": "IndexIVFFlat"}.get(params.type)
-    actual = type(index).__name__  # read_index returns the concrete class
-    if (expected != actual or index.ntotal != count or index.d != dim
-            or index.metric_type != faiss.METRIC_INNER_PRODUCT):
-        raise CorruptIndexError(f"{what}: {store.INDEX_FILE} is a {actual} of {index.ntotal} "
-                                f"x {index.d}, the manifest says {expected} of {count} x {dim} "
-                                "(inner product)")
-    return CatalogueIndex(path, manifest, index, vectors)
+    _check_array(vectors, np.float32, (count, dim), store.VECTORS, what)
+    index = _read_faiss(faiss, path / store.INDEX_FILE, what)
+    _check_faiss(faiss, index, _FILE_INDEX_CLASSES.get(params.type), count, dim,
+                 store.INDEX_FILE, what)
+    if level == "file":
+        return CatalogueIndex(path, manifest, index, vectors)
+
+    seg = store.read_npy(path / store.SEGMENTS, what, mmap=True)
+    _check_array(seg, np.float32, (n_segments, dim), store.SEGMENTS, what)
+    offsets = store.read_npy(path / store.SEGMENT_OFFSETS, what)
+    starts = store.read_npy(path / store.SEGMENT_STARTS, what)
+    _check_array(offsets, np.int64, (count + 1,), store.SEGMENT_OFFSETS, what)
+    _check_array(starts, np.float32, (n_segments,), store.SEGMENT_STARTS, what)
+    table = SegmentTable(offsets, starts)
+    problem = table.check()
+    if problem is not None:
+        raise CorruptIndexError(f"{what}: {problem}")
+    segment_index = None
+    if seg_params.type == "ivfpq":
+        segment_index = _read_faiss(faiss, path / store.SEGMENT_INDEX_FILE, what)
+        _check_faiss(faiss, segment_index, "IndexIVFPQ", n_segments, dim,
+                     store.SEGMENT_INDEX_FILE, what)
+    elif seg_params.type != "flat":
+        raise CorruptIndexError(f"{what}: unknown segment index type {seg_params.type!r}")
+    return CatalogueIndex(path, manifest, index, vectors, seg, table, segment_index)
+
+
+def _write_faiss(faiss: Any, index: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    faiss.write_index(index, os.fspath(tmp))
+    os.replace(tmp, path)
+
+
+def _build_segment_index(seg: np.ndarray, table: SegmentTable, index_type: str,
+                         seed: int = 0) -> tuple[Any, AnnParams]:
+    kind = ann.choose_segment_index_type(len(seg), index_type)
+    if kind == "flat":
+        return None, AnnParams(type="flat")
+    index = ann.build_ivfpq(seg, seed=seed)
+    nprobe, recall, curve, used = segments.calibrate_nprobe(index, seg, table,
+                                                            target_recall=ann.TARGET_RECALL,
+                                                            seed=seed)
+    return index, AnnParams(type="ivfpq", nlist=int(index.nlist), nprobe=nprobe,
+                            calibrated_recall=round(recall, 4), calibration_queries=used,
+                            recall_curve=curve)
 
 
 def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEntry],
                 model: ModelInfo, root: str | os.PathLike, *, index_type: str = "auto",
                 failed: Iterable[tuple[str, str]] = (), nlist: int | None = None,
-                nprobe: int | None = None) -> CatalogueIndex:
-    """Build the ANN index over ``vectors`` and write the index directory ``out``.
+                nprobe: int | None = None, segment_vectors: np.ndarray | None = None,
+                table: SegmentTable | None = None,
+                segment_index_type: str = "auto") -> CatalogueIndex:
+    """Build the ANN indexes and write the index directory ``out``.
 
     Args:
         out: the index directory (created if needed).
-        vectors: ``(len(files), dim)`` unit vectors.
+        vectors: ``(len(files), dim)`` unit file vectors.
         files: the catalogue entry of every row.
         model: the model that made the vectors.
         root: the catalogue folder the entries are relative to.
-        index_type: ``"auto"``, ``"flat"`` or ``"ivf"`` (see `zoo.search.ann`).
+        index_type: file-vector index: ``"auto"``, ``"flat"`` or ``"ivf"`` (`zoo.search.ann`).
         failed: ``(relative path, reason)`` of files left out, recorded in the manifest.
-        nlist, nprobe: IVF parameters (default: chosen / calibrated).
+        nlist, nprobe: IVF parameters of the file-vector index (default: chosen / calibrated).
+        segment_vectors: ``(segments, dim)`` unit segment vectors, file by file (None: a
+            file-level index).
+        table: the `SegmentTable` of ``segment_vectors``.
+        segment_index_type: ``"auto"``, ``"flat"`` (exact scan) or ``"ivfpq"``.
 
     Returns:
         The written index, loaded.
@@ -300,16 +448,36 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
     vectors = ann.normalize_rows(vectors)
     if len(files) != len(vectors):
         raise ValueError(f"{len(files)} files for {len(vectors)} vectors")
+    level = "file" if segment_vectors is None else "segment"
+    if level == "segment":
+        if table is None or table.n_files != len(files):
+            raise ValueError("segment vectors need a SegmentTable with one row per file")
+        problem = table.check()
+        if problem is not None or len(segment_vectors) != table.n_segments:
+            raise ValueError(problem or f"{len(segment_vectors)} segment vectors for "
+                             f"{table.n_segments} segments in the table")
     index, params = ann.build_ann(vectors, index_type, nlist=nlist, nprobe=nprobe)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store.write_npy(out / store.VECTORS, vectors)
-    tmp = out / f".{store.INDEX_FILE}.tmp"
-    faiss.write_index(index, os.fspath(tmp))
-    os.replace(tmp, out / store.INDEX_FILE)
+    _write_faiss(faiss, index, out / store.INDEX_FILE)
+    names = [store.VECTORS, store.INDEX_FILE]
+    seg_index, seg_params, seg = None, None, None
+    if level == "segment":
+        seg = ann.normalize_rows(segment_vectors)
+        store.write_npy(out / store.SEGMENTS, seg)
+        store.write_npy(out / store.SEGMENT_OFFSETS, table.offsets.astype(np.int64))
+        store.write_npy(out / store.SEGMENT_STARTS, table.starts.astype(np.float32))
+        names += [store.SEGMENTS, store.SEGMENT_OFFSETS, store.SEGMENT_STARTS]
+        seg_index, seg_params = _build_segment_index(seg, table, segment_index_type)
+        if seg_index is not None:
+            _write_faiss(faiss, seg_index, out / store.SEGMENT_INDEX_FILE)
+            names.append(store.SEGMENT_INDEX_FILE)
+    for name in set(store.DATA_FILES) - set(names):  # an earlier build's, not this one's
+        (out / name).unlink(missing_ok=True)
     data = {}
-    for name in (store.VECTORS, store.INDEX_FILE):
-        size, sha = _file_digest(out / name)
+    for name in names:
+        size, sha = file_digest(out / name)
         data[name] = {"bytes": size, "sha256": sha}
     manifest = {
         "format": store.FORMAT,
@@ -318,9 +486,10 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
         "faiss_version": getattr(faiss, "__version__", "unknown"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model.to_dict(),
+        "level": level,
         "dim": int(vectors.shape[1]),
         "metric": METRIC,
-        "distance": DISTANCE,
+        "distance": SEGMENT_DISTANCE if level == "segment" else DISTANCE,
         "index": params.to_dict(),
         "count": len(files),
         "root": os.fspath(Path(root).resolve()),
@@ -328,191 +497,8 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
         "failed": [{"path": p, "error": e} for p, e in failed],
         "data": data,
     }
+    if level == "segment":
+        manifest["segments"] = table.n_segments
+        manifest["segment_index"] = seg_params.to_dict()
     store.write_json(out / store.MANIFEST, manifest)
-    return CatalogueIndex(out, manifest, index, vectors)
-
-
-def _previous(out: Path, overwrite: bool) -> tuple[dict[str, Any] | None, dict | None]:
-    """The existing manifest and partial-store state of ``out`` (None where absent)."""
-    if overwrite:
-        return None, None
-    manifest = None
-    if store.is_index_dir(out):
-        manifest = store.read_json(out / store.MANIFEST, f"index {out}")
-        if not isinstance(manifest, dict) or manifest.get("format") != store.FORMAT:
-            raise CorruptIndexError(f"{out}: {store.MANIFEST} is not a zoo search index "
-                                    "manifest; pass overwrite=True (--overwrite) to replace it")
-    state = PartialStore(out).state()
-    return manifest, state
-
-
-def _check_same(what: str, recorded: dict[str, Any], info: ModelInfo, root: str,
-                out: Path) -> None:
-    try:
-        old = ModelInfo.from_dict(recorded["model"])
-        old_root = recorded["root"]
-    except (KeyError, TypeError) as err:
-        raise CorruptIndexError(f"{what} in {out} is invalid ({err}); pass overwrite=True "
-                                "(--overwrite) to rebuild") from err
-    if old.identity() != info.identity():
-        raise IndexMismatchError(
-            f"{what} in {out} was made with {old.describe()}, not {info.describe()}: pass "
-            f"--overwrite (overwrite=True) to rebuild it with the new model, or --model "
-            f"{old.preset} to update it")
-    if os.path.normcase(old_root) != os.path.normcase(root):
-        raise IndexMismatchError(f"{what} in {out} indexes {old_root}, not {root}: use another "
-                                 "--out, or --overwrite to replace it")
-
-
-def _reusable(out: Path, manifest: dict[str, Any] | None, partial: PartialStore,
-              current: dict[str, FileEntry]) -> dict[str, np.ndarray]:
-    """Vectors from the previous index and the partial store for files that did not change."""
-    known: dict[str, np.ndarray] = {}
-    if manifest is not None:
-        try:
-            old = load_index(out, verify=False)
-        except CorruptIndexError as err:
-            print(f"zoo: ignoring the previous index in {out}: {err}", file=sys.stderr)
-        else:
-            for entry, vector in zip(old.files, old.vectors, strict=True):
-                if current.get(entry.path) == entry:
-                    known[entry.path] = np.array(vector)  # a copy: the file is replaced later
-    for entry, vector in partial.items():
-        if current.get(entry.path) == entry:
-            known[entry.path] = vector
-    return known
-
-
-def build_index(
-    audio_dir: str | os.PathLike,
-    out: str | os.PathLike,
-    model: str | os.PathLike | None = None,
-    *,
-    index_type: str = "auto",
-    overwrite: bool = False,
-    hop_seconds: float = DEFAULT_HOP_SECONDS,
-    tail: str = DEFAULT_TAIL,
-    batch_size: int = 8,
-    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-    progress: bool = True,
-    on_failure: Callable[[str, str], None] | None = None,
-) -> BuildReport:
-    """Embed every audio file under ``audio_dir`` and write a searchable index to ``out``.
-
-    Resumable: vectors are saved to ``out/partial/`` every ``checkpoint_every`` files, and a
-    rerun (after an interruption, or after files were added) embeds only files that are not
-    in the index yet or whose size or modification time changed; files that disappeared are
-    dropped.
-
-    Args:
-        audio_dir: the catalogue folder (searched recursively for `AUDIO_EXTENSIONS`).
-        out: the index directory.
-        model: preset name, preset directory or ``hf://`` address. Default: the model of the
-            existing index in ``out``, else `DEFAULT_MODEL` (``siamese_musicnn_msd``).
-        index_type: ``"auto"`` (exact up to `zoo.search.ann.FLAT_MAX` files, IVF above),
-            ``"flat"`` or ``"ivf"``.
-        overwrite: discard an existing index in ``out`` (needed to change the model).
-        hop_seconds, tail: patching of the files (see `zoo.tag`).
-        batch_size: patches per model call.
-        checkpoint_every: files per saved chunk.
-        progress: show a progress bar (files done, rate, ETA) on stderr.
-        on_failure: called with ``(path, reason)`` for each file that cannot be embedded
-            (default: a line on stderr). Such files are skipped, the rest are indexed.
-
-    Returns:
-        A `BuildReport` (its ``failed`` lists the skipped files).
-
-    Raises:
-        IndexMismatchError: ``out`` holds an index of another model or folder (and not
-            ``overwrite``). PresetError: unknown model. SearchError: no file could be indexed.
-        MissingDependencyError: faiss is not installed.
-
-    Example:
-        >>> report = zoo.search.build_index("music/", "music.idx", model="musicnn_msd")
-        >>> len(report.index), report.failed
-        (1000, [])
-    """
-    from tqdm import tqdm
-
-    require_faiss()
-    started = time.perf_counter()
-    root = Path(audio_dir).expanduser().resolve()
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise SearchError(f"{out} exists and is not a folder")
-    foreign = store.foreign_entries(out)
-    if foreign:
-        raise SearchError(f"{out} is not an index directory (it holds {', '.join(foreign[:3])}"
-                          f"{', ...' if len(foreign) > 3 else ''}): choose a new or empty --out")
-    entries = scan(root)
-    manifest, state = _previous(out, overwrite)
-    if model is None:
-        recorded = manifest or state
-        model = recorded["model"]["preset"] if recorded else DEFAULT_MODEL
-    info = model_info(model, hop_seconds=hop_seconds, tail=tail)
-    for what, recorded in (("the index", manifest), ("the interrupted build", state)):
-        if recorded is not None:
-            _check_same(what, recorded, info, str(root), out)
-    if overwrite:
-        store.remove_index_files(out)
-    if not entries:
-        raise SearchError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {root}")
-
-    current = {e.path: e for e in entries}
-    partial = PartialStore(out)
-    known = _reusable(out, manifest, partial, current)
-    reused = len(known)
-    removed = 0 if manifest is None else sum(1 for d in manifest.get("files", [])
-                                             if d.get("path") not in current)
-    todo = [e for e in entries if e.path not in known]
-    failed: list[tuple[str, str]] = []
-
-    def report(path: str, reason: str) -> None:
-        failed.append((path, reason))
-        if on_failure is not None:
-            on_failure(path, reason)
-        else:
-            tqdm.write(f"zoo: FAILED {path}: {reason}", file=sys.stderr)
-
-    if todo:
-        out.mkdir(parents=True, exist_ok=True)
-        partial.start(info.to_dict(), str(root))
-        embedder = TrackEmbedder(info.preset, hop_seconds=hop_seconds, tail=tail,
-                                 batch_size=batch_size)
-        pending: list[tuple[FileEntry, np.ndarray]] = []
-
-        def flush() -> None:
-            if pending:
-                partial.append([e for e, _ in pending], np.stack([v for _, v in pending]))
-                pending.clear()
-
-        bar = tqdm(todo, unit="file", desc="embedding", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True)
-        try:
-            for entry in bar:
-                path = root.joinpath(*entry.path.split("/"))
-                try:
-                    vector = embedder.embed(path)
-                except (AudioError, OSError) as err:
-                    reason = err.reason if isinstance(err, AudioError) else str(err)
-                    report(os.fspath(path), reason)
-                    continue
-                known[entry.path] = vector
-                pending.append((entry, vector))
-                if len(pending) >= checkpoint_every:
-                    flush()
-        finally:
-            flush()  # also on Ctrl-C: the next run resumes from here
-            bar.close()
-
-    kept = [e for e in entries if e.path in known]
-    if not kept:
-        raise SearchError(f"none of the {len(entries)} audio files under {root} could be "
-                          "indexed")
-    vectors = np.stack([known[e.path] for e in kept])
-    rel_failed = [(os.path.relpath(p, root), r) for p, r in failed]
-    index = write_index(out, vectors, kept, info, root, index_type=index_type,
-                        failed=rel_failed)
-    partial.clear()
-    return BuildReport(index=index, embedded=len(kept) - reused, reused=reused,
-                       removed=removed, failed=failed, seconds=time.perf_counter() - started)
+    return load_index(out, verify=False)

@@ -1,10 +1,11 @@
-"""Track embeddings: one unit vector per recording, from a preset's embedding feature.
+"""Track embeddings: a unit vector per segment of a recording, and one for the whole file.
 
 A recording is cut into the model's patches (as `zoo.tag` does: 3 s, non-overlapping by
 default), each patch goes through the model with ``include_top=False`` (the feature
-``get_architecture(...).taps(...)[1]`` names, e.g. musicnn's 200-d ``penultimate``), the patch
-vectors are averaged, and the mean is L2-normalised. Files are decoded and patched in a stream
-(`zoo.tagging`), so memory is bounded by a few batches of audio plus one vector per patch.
+``get_architecture(...).taps(...)[1]`` names, e.g. musicnn's 200-d ``penultimate``). Each patch
+vector, L2-normalised, is a **segment**; the file vector is the mean of the raw patch vectors,
+L2-normalised. Files are decoded and patched in a stream (`zoo.tagging`), so memory is bounded
+by a few batches of audio plus one vector per patch.
 
 TensorFlow is imported only when a model is loaded, so `ModelInfo` and `model_info` stay light.
 """
@@ -43,6 +44,8 @@ class ModelInfo:
         embedding: the feature used (what ``include_top=False`` returns).
         hop_seconds: hop between patches.
         tail: tail policy of the patching (see `zoo.tag`).
+        patch_seconds: duration of one patch (a segment); None in indexes of zoo <= 0.x that
+            did not record it.
     """
 
     preset: str
@@ -52,6 +55,7 @@ class ModelInfo:
     embedding: str
     hop_seconds: float = DEFAULT_HOP_SECONDS
     tail: str = DEFAULT_TAIL
+    patch_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +111,27 @@ def model_info(preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SE
         sha = file_sha256(resolve_weights(config))
     return ModelInfo(preset=spec, name=config.name, weights_sha256=sha,
                      architecture=config.architecture, embedding=embedding,
-                     hop_seconds=float(hop_seconds), tail=tail)
+                     hop_seconds=float(hop_seconds), tail=tail,
+                     patch_seconds=float(config.preprocessing.patch_seconds))
+
+
+@dataclass(frozen=True)
+class Segments:
+    """The segment vectors of one recording (`TrackEmbedder.embed_segments`).
+
+    Attributes:
+        vectors: ``(segments, dim)`` float32 unit vectors, one per patch, in time order.
+        starts: ``(segments,)`` float32 start of each patch, seconds.
+        mean: ``(dim,)`` float32 unit vector: the file-level vector (mean of the raw patch
+            embeddings, normalised).
+    """
+
+    vectors: np.ndarray
+    starts: np.ndarray
+    mean: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
 class TrackEmbedder:
@@ -148,7 +172,7 @@ class TrackEmbedder:
         return int(np.prod(self.model.output_shape[1:]))
 
     def embed(self, audio_or_path: Any, *, source_sr: int | None = None) -> np.ndarray:
-        """The unit-norm mean embedding of a whole recording.
+        """The unit-norm mean embedding of a whole recording (the file-level vector).
 
         Args:
             audio_or_path: a file path, encoded bytes, or a float waveform (give ``source_sr``).
@@ -161,16 +185,45 @@ class TrackEmbedder:
             AudioError: unreadable, truncated or empty audio, or an embedding that is zero or
                 not finite (nothing to compare by cosine).
         """
+        return self.embed_segments(audio_or_path, source_sr=source_sr).mean
+
+    def embed_segments(self, audio_or_path: Any, *, source_sr: int | None = None,
+                       hop_seconds: float | None = None) -> Segments:
+        """Unit vectors of every segment (patch) of a recording, their times, and the file vector.
+
+        Args:
+            audio_or_path: a file path, encoded bytes, or a float waveform (give ``source_sr``).
+            source_sr: sample rate of an array input.
+            hop_seconds: hop between segments (default: the index's ``info.hop_seconds``); a
+                query may use a shorter hop than the catalogue.
+
+        Returns:
+            A `Segments`.
+
+        Raises:
+            AudioError: unreadable, truncated or empty audio, or an embedding that is zero or
+                not finite (nothing to compare by cosine).
+
+        Example:
+            >>> seg = TrackEmbedder("musicnn_msd").embed_segments("song.mp3")
+            >>> seg.vectors.shape, seg.starts[:3]     # 10 s of audio: 3 patches + the end
+            ((4, 200), array([0., 3., 6.]))
+        """
         from zoo.tagging import describe_source, run_model
 
-        run = run_model(audio_or_path, self.model, self.info.hop_seconds, self.batch_size,
-                        source_sr, self.info.tail)
+        hop = self.info.hop_seconds if hop_seconds is None else float(hop_seconds)
+        run = run_model(audio_or_path, self.model, hop, self.batch_size, source_sr,
+                        self.info.tail)
         patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in run.outputs], axis=0)
-        mean = patches.astype(np.float64).mean(axis=0)
+        patches = patches.astype(np.float64)
+        what = describe_source(audio_or_path)
+        if not np.all(np.isfinite(patches)):
+            raise AudioError(what, "the model's embedding is not finite")
+        mean = patches.mean(axis=0)
         norm = float(np.linalg.norm(mean))
-        if not np.isfinite(norm):
-            raise AudioError(describe_source(audio_or_path), "the model's embedding is not finite")
-        if norm < 1e-12:
-            raise AudioError(describe_source(audio_or_path),
-                             "the model's embedding is all zeros: nothing to compare")
-        return (mean / norm).astype(np.float32)
+        norms = np.linalg.norm(patches, axis=1, keepdims=True)
+        if norm < 1e-12 or np.any(norms < 1e-12):
+            raise AudioError(what, "the model's embedding is all zeros: nothing to compare")
+        return Segments(vectors=(patches / norms).astype(np.float32),
+                        starts=np.asarray(run.times, np.float32),
+                        mean=(mean / norm).astype(np.float32))

@@ -1,16 +1,26 @@
 """The on-disk index: a directory with a faiss index, the vectors and a JSON manifest.
 
-Layout of ``INDEX/``:
+Layout of ``INDEX/`` (format 2):
 
-    manifest.json   format, zoo and faiss versions, the model (`ModelInfo`), dim, metric,
-                    index type and parameters (`AnnParams`), the catalogue root (absolute),
-                    one entry per indexed file (path relative to the root, size, mtime_ns;
-                    entry ``i`` is vector ``i``), files that failed, and the byte size and
-                    sha256 of the two data files
-    vectors.npy     (files, dim) float32 unit vectors (plain .npy, read without pickle)
-    index.faiss     the faiss index (faiss.write_index), ids = rows of vectors.npy
-    partial/        only while `zoo index` runs or after it was interrupted: vectors of files
-                    embedded since the last complete build, in chunks, for resuming
+    manifest.json         format, zoo and faiss versions, the model (`ModelInfo`), dim, metric,
+                          level (``segment`` or ``file``), index types and parameters
+                          (`AnnParams`), the catalogue root (absolute), one entry per indexed
+                          file (path relative to the root, size, mtime_ns; entry ``i`` is file
+                          vector ``i``), files that failed, and the byte size and sha256 of
+                          every data file
+    vectors.npy           (files, dim) float32 unit file vectors (plain .npy, no pickle)
+    index.faiss           the faiss index of the file vectors, ids = rows of vectors.npy
+    segments.npy          (segments, dim) float32 unit segment vectors, file by file, in time
+                          order (level ``segment`` only; memory-mapped when searched)
+    segment_offsets.npy   (files + 1,) int64: file ``i`` owns rows ``offsets[i]:offsets[i+1]``
+    segment_starts.npy    (segments,) float32 start of each segment in its file, seconds
+    segments.faiss        compressed (IVF-PQ) index of the segments, only above
+                          `zoo.search.ann.SEGMENT_FLAT_MAX` segments (below, an exact scan)
+    partial/              only while `zoo index` runs or after it was interrupted: vectors of
+                          files embedded since the last complete build, in chunks, for resuming
+
+Format 1 (zoo before segment search) had only manifest.json, vectors.npy and index.faiss; it
+still loads and answers file-level queries.
 
 Every file is written to a temporary name and renamed into place; the manifest last.
 """
@@ -30,13 +40,19 @@ import numpy as np
 from zoo.search.errors import CorruptIndexError
 
 FORMAT = "zoo-search-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
 INDEX_FILE = "index.faiss"
+SEGMENTS = "segments.npy"
+SEGMENT_OFFSETS = "segment_offsets.npy"
+SEGMENT_STARTS = "segment_starts.npy"
+SEGMENT_INDEX_FILE = "segments.faiss"
 PARTIAL = "partial"
 STATE = "state.json"
-OWN_NAMES = (MANIFEST, VECTORS, INDEX_FILE, PARTIAL)
+DATA_FILES = (VECTORS, INDEX_FILE, SEGMENTS, SEGMENT_OFFSETS, SEGMENT_STARTS,
+              SEGMENT_INDEX_FILE)
+OWN_NAMES = (MANIFEST, *DATA_FILES, PARTIAL)
 
 
 @dataclass(frozen=True)
@@ -110,59 +126,93 @@ def foreign_entries(path: Path) -> list[str]:
 
 def remove_index_files(path: Path) -> None:
     """Delete what an index wrote in ``path`` (nothing else)."""
-    for name in (MANIFEST, VECTORS, INDEX_FILE):
+    for name in (MANIFEST, *DATA_FILES):
         for p in (path / name, _tmp(path / name)):
             p.unlink(missing_ok=True)
     shutil.rmtree(path / PARTIAL, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """What embedding one catalogue file gave: its file vector and its segments."""
+
+    entry: FileEntry
+    mean: np.ndarray  # (dim,) unit file vector
+    segments: np.ndarray  # (segments, dim) unit vectors; (0, dim) for a file-level index
+    starts: np.ndarray  # (segments,) seconds
+
+
 class PartialStore:
     """Vectors of files embedded since the last complete build, saved in chunks as they finish.
 
-    ``partial/state.json`` records the model and catalogue root the chunks belong to;
-    ``chunk-NNNNNN.npy`` holds the vectors and ``chunk-NNNNNN.json`` the matching file entries
-    (written after the vectors, so a chunk without its JSON is ignored).
+    ``partial/state.json`` records the model, catalogue root and level the chunks belong to;
+    ``chunk-NNNNNN.npz`` holds the file vectors, segment vectors, start times and segment
+    counts, and ``chunk-NNNNNN.json`` the matching file entries (written after the arrays, so
+    a chunk without its JSON is ignored; a file is in exactly one chunk).
     """
 
     def __init__(self, index_dir: Path):
         self.dir = Path(index_dir) / PARTIAL
 
     def state(self) -> dict[str, Any] | None:
-        """The recorded ``{"model": ..., "root": ...}``, or None if there is no partial store."""
+        """The recorded ``{"model": ..., "root": ..., "level": ...}``, or None if there is no
+        usable partial store (none, or one written by an older zoo, which is discarded)."""
         path = self.dir / STATE
         if not path.is_file():
             return None
-        return read_json(path, "partial index")
+        state = read_json(path, "partial index")
+        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+            self.clear()  # an older zoo's chunks hold no segments: embed those files again
+            return None
+        return state
 
-    def start(self, model: dict[str, Any], root: str) -> None:
+    def start(self, model: dict[str, Any], root: str, level: str) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.dir / STATE).is_file():
-            write_json(self.dir / STATE, {"format": FORMAT, "model": model, "root": root})
+            write_json(self.dir / STATE, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                          "model": model, "root": root, "level": level})
 
     def _chunks(self) -> list[Path]:
         return sorted(self.dir.glob("chunk-*.json"))
 
-    def append(self, entries: list[FileEntry], vectors: np.ndarray) -> None:
+    def append(self, files: list[EmbeddedFile]) -> None:
         """Save one chunk."""
-        if not entries:
+        if not files:
             return
         names = self._chunks()
         number = int(names[-1].stem.split("-")[1]) + 1 if names else 1
         stem = self.dir / f"chunk-{number:06d}"
-        write_npy(stem.with_suffix(".npy"), np.asarray(vectors, np.float32))
-        write_json(stem.with_suffix(".json"), [e.to_dict() for e in entries])
+        dim = len(files[0].mean)
+        arrays = {
+            "means": np.stack([f.mean for f in files]).astype(np.float32),
+            "segments": np.concatenate([np.reshape(f.segments, (-1, dim)) for f in files]
+                                       ).astype(np.float32),
+            "starts": np.concatenate([f.starts for f in files]).astype(np.float32),
+            "counts": np.asarray([len(f.starts) for f in files], np.int64),
+        }
+        tmp = stem.with_name(f".{stem.name}.npz.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, stem.with_suffix(".npz"))
+        write_json(stem.with_suffix(".json"), [f.entry.to_dict() for f in files])
 
-    def items(self) -> Iterator[tuple[FileEntry, np.ndarray]]:
-        """Every saved ``(entry, vector)``; unreadable or inconsistent chunks are skipped."""
+    def items(self) -> Iterator[EmbeddedFile]:
+        """Every saved file; unreadable or inconsistent chunks are skipped."""
         for meta in self._chunks():
             try:
                 entries = [FileEntry.from_dict(d) for d in json.loads(meta.read_text("utf-8"))]
-                vectors = np.load(meta.with_suffix(".npy"), allow_pickle=False)
+                with np.load(meta.with_suffix(".npz"), allow_pickle=False) as data:
+                    means, segments = data["means"], data["segments"]
+                    starts, counts = data["starts"], data["counts"]
             except (OSError, ValueError, KeyError, TypeError, EOFError):
                 continue
-            if vectors.ndim != 2 or len(vectors) != len(entries):
+            if (means.ndim != 2 or len(means) != len(entries) or len(counts) != len(entries)
+                    or int(counts.sum()) != len(segments) or len(starts) != len(segments)):
                 continue
-            yield from zip(entries, vectors.astype(np.float32), strict=True)
+            bounds = np.concatenate([[0], np.cumsum(counts)])
+            for i, entry in enumerate(entries):
+                rows = slice(int(bounds[i]), int(bounds[i + 1]))
+                yield EmbeddedFile(entry, means[i], segments[rows], starts[rows])
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
