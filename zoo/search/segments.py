@@ -39,6 +39,9 @@ DEFAULT_PER_SEGMENT = 100
 DEFAULT_MAX_CANDIDATES = 256
 """Files re-ranked exactly at most (step 2); at least ``4 x top`` are always kept."""
 
+PLATEAU_STEPS = 3
+PLATEAU_GAIN = 0.002
+
 SegmentSearch = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 """``(queries (m, dim), k) -> (similarities (m, k), segment ids (m, k); -1 = none)``."""
 
@@ -218,7 +221,10 @@ def calibrate_nprobe(index: object, segments: np.ndarray, table: SegmentTable, *
 
     Queries are single indexed segments (a random sample); each query's own file is left out
     of both rankings. The exact ranking of files for one segment is the order of their best
-    segment, from an exact scan.
+    segment, from an exact scan. Where the product quantisation itself caps the recall below
+    the target (near-duplicate files that its codes cannot tell apart), growing ``nprobe``
+    stops paying: after `PLATEAU_STEPS` steps without a gain of `PLATEAU_GAIN`, the smallest
+    ``nprobe`` within `PLATEAU_GAIN` of the best recall is kept.
 
     Returns:
         ``(nprobe, recall at it, {nprobe: recall} tried, queries used)``.
@@ -240,6 +246,7 @@ def calibrate_nprobe(index: object, segments: np.ndarray, table: SegmentTable, *
     curve: dict[str, float] = {}
     nprobe, recall = 1, 0.0
     steps = [c for c in ann.NPROBE_STEPS if c < index.nlist] + [index.nlist]
+    best, since_gain = -1.0, 0
     for nprobe in steps:
         index.nprobe = nprobe
         hits = []
@@ -251,6 +258,12 @@ def calibrate_nprobe(index: object, segments: np.ndarray, table: SegmentTable, *
         recall = float(np.mean(hits))
         curve[str(nprobe)] = round(recall, 4)
         if recall >= target_recall:
+            break
+        since_gain = 0 if recall > best + PLATEAU_GAIN else since_gain + 1
+        best = max(best, recall)
+        if since_gain >= PLATEAU_STEPS:
+            nprobe, recall = next((int(n), r) for n, r in curve.items()
+                                  if r >= best - PLATEAU_GAIN)
             break
     index.nprobe = nprobe
     return nprobe, recall, curve, len(rows)
