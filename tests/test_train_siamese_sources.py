@@ -1,0 +1,88 @@
+"""scripts/train_siamese_sources.py: protocol, folds, retrieval metrics, held-out rows unread."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from script_modules import load_script
+
+T = load_script("train_siamese_sources")
+
+
+def test_folds_hold_out_every_package_twice_with_two_partners():
+    folds = T.make_folds(T.TRAIN_PACKAGES)
+    assert len(folds) == 7 and all(len(set(f)) == 2 for f in folds)
+    for p in T.TRAIN_PACKAGES:
+        partners = [q for f in folds if p in f for q in f if q != p]
+        assert len(partners) == 2 and len(set(partners)) == 2
+
+
+def test_query_start_is_disjoint_from_the_catalogue_and_inside_the_track():
+    rng = np.random.default_rng(0)
+    starts = [T.query_start(50.0, rng) for _ in range(200)]
+    assert min(starts) >= 35.0 and max(starts) <= 40.0
+    assert T.query_start(45.0, rng) == 35.0
+    with pytest.raises(ValueError, match="too short"):
+        T.query_start(44.0, rng)
+
+
+def test_ranking_metrics_by_hand():
+    # 3 tracks; query 0 finds itself first, query 1 at rank 2, query 2 at rank 3.
+    score = np.array([[0.9, 0.1, 0.2],
+                      [0.8, 0.5, 0.1],
+                      [0.7, 0.6, 0.3]])
+    styles = np.array(["a", "a", "b"])
+    m = T.ranking_metrics(score, styles, ks=(1,))
+    assert m["recall@1"] == pytest.approx(1 / 3)
+    assert m["MR1"] == pytest.approx(2.0)
+    assert m["mAP"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
+    assert m["recall@10"] == 1.0
+    # Best other track: q0 -> 2 (b, wrong), q1 -> 0 (a, right), q2 -> 0 (a, wrong).
+    assert m["style_p@1"] == pytest.approx(1 / 3)
+
+
+def test_ties_count_against_the_correct_entry():
+    m = T.ranking_metrics(np.ones((3, 3)), np.array(["a", "b", "c"]))
+    assert m["recall@1"] == 0.0 and m["MR1"] == 3.0
+
+
+def test_segment_and_file_scores():
+    e = np.eye(4)
+    catalogue = [e[[0, 1]], e[[2, 3]]]
+    query = [e[[0]], e[[2, 1]]]
+    seg = T.segment_scores(query, catalogue)
+    np.testing.assert_allclose(seg, [[1.0, 0.0], [0.5, 0.5]])
+    file = T.file_scores(query, catalogue)
+    np.testing.assert_allclose(file[0], [1 / np.sqrt(2), 0.0])
+    np.testing.assert_allclose(file[1], [0.5, 0.5])
+
+
+def test_read_tracks_never_touches_heldout_rows(tmp_path):
+    rows = [
+        {"path": "audio/0ad-data/a.wav", "set": "train", "package": "0ad-data",
+         "style": "0ad-data", "track": "a", "duration_s": "60", "licence": "CC-BY-SA-3.0",
+         "version": "1", "source": "x"},
+        {"path": "audio/secret/b.wav", "set": "heldout", "package": "secret", "style": "s",
+         "track": "b", "duration_s": "60", "licence": "?", "version": "1", "source": "x"},
+    ]
+    with open(tmp_path / "tracks.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tracks = T.read_tracks(tmp_path)
+    assert [t.key for t in tracks] == ["0ad-data/a"]
+    rows[0]["package"] = "not-a-train-package"
+    with open(tmp_path / "tracks.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match="unexpected"):
+        T.read_tracks(tmp_path)
+
+
+def test_selection_score_weights_recall_and_style_equally():
+    m = {f"{meth}/{c}/h1/recall@1": 0.8 for meth in T.METHODS for c in T.CONDITIONS}
+    m.update({f"{meth}/clean/h1/style_p@5": 0.4 for meth in T.METHODS})
+    assert T.selection_score(m) == pytest.approx(0.6)
