@@ -23,7 +23,8 @@ the cache in seconds.
 Evaluation protocol (one fold's held-out packages; the final test uses the same):
 
 * per track the catalogue entry is seconds [0, 30); the query is a 10 s excerpt starting at a
-  seeded uniform position in [35, duration - 10] s (`query_start`);
+  seeded uniform position in [35, duration - 10] s: cut, seeded and degraded exactly as
+  scripts/eval_similarity.py does (`zoo.search.evaluation`, `protocol_excerpts`);
 * 3 s musicnn patches (zoo's patching, `zoo.tagging.run_model`, tail "end"): hop 3 s for the
   catalogue, hop 1 s for the query (hop 3 s reported too);
 * queries clean and degraded (gain -6 dB; white noise at 30 dB SNR; MP3 at 32 kbps), the
@@ -62,21 +63,25 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from zoo.search import evaluation  # noqa: E402
+
+CONDITIONS = evaluation.CONDITIONS  # clean, gain-6dB, noise30dB, mp3-32k
 PRESET = "siamese_musicnn_msd_sources"
 ENCODER_PRESET = "musicnn_msd"
 ENCODER_FEATURE = "penultimate"
 TRAIN_PACKAGES = ("wesnoth-1.16-music", "0ad-data", "warzone2100-music", "nexuiz-music",
                   "hedgewars-data", "drascula-music", "pingus-data")
 SR = 16000
-CATALOGUE_SECONDS = 30.0
-QUERY_SECONDS = 10.0
-QUERY_MIN_START = 35.0
+CATALOGUE_SECONDS = evaluation.ENTRY_SECONDS  # 30
+QUERY_SECONDS = evaluation.QUERY_SECONDS  # 10
+QUERY_MIN_START = evaluation.ENTRY_SECONDS + evaluation.QUERY_GAP_SECONDS  # 35
 CATALOGUE_HOP = 3.0
 QUERY_HOPS = (1.0, 3.0)
 EVAL_MP3_KBPS = 32
-CONDITIONS = ("clean", "gain", "noise", "mp3")
 METHODS = ("file", "segment")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,27 +130,25 @@ def track_rng(track: Track, seed: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(purpose), zlib.crc32(track.path.encode())])
 
 
-def query_start(duration: float, rng: np.random.Generator) -> float:
-    """Start (s) of the 10 s query: uniform in [35, duration - 10] (disjoint from [0, 30))."""
-    high = duration - QUERY_SECONDS
-    if high < QUERY_MIN_START:
-        raise ValueError(f"track of {duration:.1f} s is too short for the protocol (>= 45 s)")
-    return float(rng.uniform(QUERY_MIN_START, high))
+def protocol_seed(*parts: object) -> int:
+    """The seeds of scripts/eval_similarity.py (``_seed``): query start ``(seed, track)``,
+    query degradation ``(seed, condition, track)``."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
 
 
-def degrade_query(x: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
-    """The evaluation's query degradations, applied to the 10 s excerpt."""
-    from zoo.audio import degrade
-
-    if condition == "clean":
-        return x
-    if condition == "gain":
-        return degrade.gain(x, -6.0)
-    if condition == "noise":
-        return degrade.add_noise(x, 30.0, rng, color="white")
-    if condition == "mp3":
-        return degrade.mp3_roundtrip(x, SR, bitrate_kbps=EVAL_MP3_KBPS)
-    raise ValueError(condition)
+def protocol_excerpts(x: np.ndarray, track: Track, seed: int
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+    """The catalogue entry, the query under every condition and its start, exactly as
+    scripts/eval_similarity.py cuts them (`zoo.search.evaluation`)."""
+    rng = np.random.default_rng(protocol_seed(seed, track.track))
+    start = evaluation.query_start(len(x) / SR, rng)
+    entry = x[: int(evaluation.ENTRY_SECONDS * SR)]
+    q0 = int(round(start * SR))
+    query = x[q0:q0 + int(evaluation.QUERY_SECONDS * SR)]
+    queries = {c: evaluation.degrade_query(
+        query, SR, c, np.random.default_rng(protocol_seed(seed, c, track.track)))
+        for c in CONDITIONS}
+    return entry, queries, start
 
 
 def make_folds(packages: Sequence[str]) -> list[tuple[str, ...]]:
@@ -278,16 +281,14 @@ def embed_track(encoder: Encoder, data: Path, track: Track, spec: CacheSpec) -> 
     out: dict[str, Any] = {}
     parts: list[tuple[str, np.ndarray]] = []  # (name, windows): embedded in one pass
     # Evaluation: catalogue [0, 30) clean, 10 s query clean and degraded.
-    windows, times = encoder.excerpt_windows(x[:int(CATALOGUE_SECONDS * SR)], CATALOGUE_HOP)
+    entry, queries, q0 = protocol_excerpts(x, track, spec.protocol_seed)
+    windows, times = encoder.excerpt_windows(entry, CATALOGUE_HOP)
     parts.append(("cat", windows))
     out["cat_times"] = times.astype(np.float32)
-    q0 = query_start(duration, track_rng(track, spec.protocol_seed, 1))
-    excerpt = x[int(round(q0 * SR)):int(round(q0 * SR)) + int(QUERY_SECONDS * SR)]
     out["query_start"] = np.float64(q0)
     for condition in CONDITIONS:
-        noisy = degrade_query(excerpt, condition, track_rng(track, spec.protocol_seed, 2))
         for hop in QUERY_HOPS:
-            windows, times = encoder.excerpt_windows(noisy, hop)
+            windows, times = encoder.excerpt_windows(queries[condition], hop)
             name = f"q_{condition}_h{hop:g}"
             parts.append((name, windows))
             out[f"{name}_times"] = (times + q0).astype(np.float32)
@@ -331,7 +332,7 @@ def build_cache(data: Path, tracks: list[Track], spec: CacheSpec, cache_dir: Pat
     started, computed = time.perf_counter(), 0
     for i, track in enumerate(tracks):
         key = spec.key(weights_sha, track)
-        path = cache_dir / track.package / f"{track.track}.npz"
+        path = cache_dir / track.package / f"{Path(track.path).stem}.npz"
         if path.is_file():
             with np.load(path) as cached:
                 if str(cached["key"]) == key:
@@ -366,26 +367,13 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def ranking_metrics(score: np.ndarray, styles: np.ndarray, ks: Sequence[int] = (5, 10)
-                    ) -> dict[str, float]:
-    """Metrics of a (query track x catalogue track) score matrix whose diagonal is correct.
-
-    Returns recall@1, recall@10, mAP (one relevant entry: mean 1 / rank), MR1 (mean rank of the
-    correct entry; ties count against it), and style_p@k over the other tracks.
-    """
-    n = len(score)
-    correct = score[np.arange(n), np.arange(n)]
-    rank = 1 + (score > correct[:, None]).sum(axis=1) + (
-        (score == correct[:, None]).sum(axis=1) - 1)
-    out = {"recall@1": float(np.mean(rank == 1)), "recall@10": float(np.mean(rank <= 10)),
-           "mAP": float(np.mean(1.0 / rank)), "MR1": float(np.mean(rank))}
-    others = score.astype(np.float64).copy()
-    others[np.arange(n), np.arange(n)] = -np.inf
-    order = np.argsort(-others, axis=1, kind="stable")
-    styles = np.asarray(styles)
-    for k in ks:
-        top = order[:, :min(k, n - 1)]
-        out[f"style_p@{k}"] = float(np.mean(styles[top] == styles[:, None]))
+def ranking_metrics(score: np.ndarray, styles: np.ndarray) -> dict[str, float]:
+    """`zoo.search.evaluation`'s same-track metrics and style precision@5/@10 (with ceilings)
+    of a (query track x catalogue track) score matrix whose diagonal is correct."""
+    truth = np.arange(len(score))
+    out = evaluation.same_track_metrics(score, truth)
+    out.pop("queries", None)
+    out.update(evaluation.style_precision(score, truth, styles))
     return out
 
 
@@ -786,7 +774,8 @@ def docs_summary(results: dict) -> dict:
 def summary_line(mean: dict[str, float]) -> str:
     keys = [("file R@1 clean", "file/clean/h1/recall@1"),
             ("seg R@1 clean", "segment/clean/h1/recall@1"),
-            ("file R@1 mp3", "file/mp3/h1/recall@1"), ("seg R@1 mp3", "segment/mp3/h1/recall@1"),
+            ("file R@1 mp3", "file/mp3-32k/h1/recall@1"),
+            ("seg R@1 mp3", "segment/mp3-32k/h1/recall@1"),
             ("file P@5", "file/clean/h1/style_p@5"), ("seg P@5", "segment/clean/h1/style_p@5")]
     return ", ".join(f"{label} {mean[k]:.3f}" for label, k in keys)
 
@@ -961,8 +950,8 @@ def main(argv: list[str] | None = None) -> int:
         "catalogue": f"[0, {CATALOGUE_SECONDS:g}) s, hop {CATALOGUE_HOP:g} s",
         "query": (f"{QUERY_SECONDS:g} s from a seeded uniform start in [{QUERY_MIN_START:g}, "
                   f"duration - {QUERY_SECONDS:g}] s, hops {list(QUERY_HOPS)} s"),
-        "conditions": {"clean": "-", "gain": "-6 dB", "noise": "white, 30 dB SNR",
-                       "mp3": f"{EVAL_MP3_KBPS} kbps CBR"},
+        "conditions": list(CONDITIONS),
+        "mirrors": "scripts/eval_similarity.py (zoo.search.evaluation; same seeds)",
         "methods": {"file": "cosine of L2-normalised mean of raw patch vectors",
                     "segment": "mean over query patches of max over catalogue patches"},
         "selection_score": selection_score.__doc__.split("\n\n")[0].strip(),

@@ -19,13 +19,22 @@ def test_folds_hold_out_every_package_twice_with_two_partners():
         assert len(partners) == 2 and len(set(partners)) == 2
 
 
-def test_query_start_is_disjoint_from_the_catalogue_and_inside_the_track():
+def test_protocol_excerpts_mirror_the_evaluation_script():
+    ev = load_script("eval_similarity")
     rng = np.random.default_rng(0)
-    starts = [T.query_start(50.0, rng) for _ in range(200)]
-    assert min(starts) >= 35.0 and max(starts) <= 40.0
-    assert T.query_start(45.0, rng) == 35.0
-    with pytest.raises(ValueError, match="too short"):
-        T.query_start(44.0, rng)
+    x = (0.1 * rng.standard_normal(16000 * 50)).astype(np.float32)
+    track = T.Track(path="audio/p/a.wav", package="p", style="s", track="p:a", duration=50.0,
+                    licence="")
+    entry, queries, start = T.protocol_excerpts(x, track, seed=0)
+    assert T.protocol_seed(0, "p:a") == ev._seed(0, "p:a")
+    ref_rng = np.random.default_rng(ev._seed(0, "p:a"))
+    assert start == T.evaluation.query_start(50.0, ref_rng)
+    assert 35.0 <= start <= 40.0
+    np.testing.assert_array_equal(entry, x[:16000 * 30])
+    q0 = int(round(start * 16000))
+    np.testing.assert_array_equal(queries["clean"], x[q0:q0 + 160000])
+    assert set(queries) == set(T.CONDITIONS)
+    assert not np.array_equal(queries["mp3-32k"], queries["clean"])
 
 
 def test_ranking_metrics_by_hand():
@@ -34,13 +43,13 @@ def test_ranking_metrics_by_hand():
                       [0.8, 0.5, 0.1],
                       [0.7, 0.6, 0.3]])
     styles = np.array(["a", "a", "b"])
-    m = T.ranking_metrics(score, styles, ks=(1,))
+    m = T.ranking_metrics(score, styles)
     assert m["recall@1"] == pytest.approx(1 / 3)
     assert m["MR1"] == pytest.approx(2.0)
     assert m["mAP"] == pytest.approx((1 + 1 / 2 + 1 / 3) / 3)
     assert m["recall@10"] == 1.0
-    # Best other track: q0 -> 2 (b, wrong), q1 -> 0 (a, right), q2 -> 0 (a, wrong).
-    assert m["style_p@1"] == pytest.approx(1 / 3)
+    # Two other tracks each: q0 (a) -> [b, a], q1 (a) -> [a, b], q2 (b) -> [a, a].
+    assert m["style_p@5"] == pytest.approx(1 / 3)
 
 
 def test_ties_count_against_the_correct_entry():
