@@ -230,9 +230,10 @@ class CacheSpec:
     cache_seed: int = 0
     chain_p: float = 0.5
 
-    def key(self, weights_sha: str, track: Track) -> str:
+    def key(self, weights_sha: str, track: Track, audio_sha: str) -> str:
         payload = {**dataclasses.asdict(self), "version": CACHE_VERSION, "weights": weights_sha,
-                   "path": track.path, "duration": track.duration, "mp3": EVAL_MP3_KBPS}
+                   "path": track.path, "duration": track.duration, "mp3": EVAL_MP3_KBPS,
+                   "audio_sha256": audio_sha}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -331,7 +332,7 @@ def build_cache(data: Path, tracks: list[Track], spec: CacheSpec, cache_dir: Pat
     entries: dict[str, dict[str, np.ndarray]] = {}
     started, computed = time.perf_counter(), 0
     for i, track in enumerate(tracks):
-        key = spec.key(weights_sha, track)
+        key = spec.key(weights_sha, track, file_sha256(data / track.path))
         path = cache_dir / track.package / f"{Path(track.path).stem}.npz"
         if path.is_file():
             with np.load(path) as cached:
