@@ -465,6 +465,8 @@ class HeadConfig:
         tau_teacher: temperature on the row-standardised teacher cosines; tau_student: on
             the student cosines.
         package: weight of the supervised-contrastive package term (0: off); tau_package.
+        file_term: weight of an NT-Xent term on the normalised means of the two halves of each
+            track's K patches (the file-level vectors; 0: off).
         p, k, min_gap: tracks per batch, patches per track, seconds between a track's patches.
         passes: sweeps over the tracks per epoch. lr, weight_decay: AdamW. dropout: input.
     """
@@ -482,6 +484,7 @@ class HeadConfig:
     tau_student: float = 0.1
     package: float = 0.0
     tau_package: float = 0.2
+    file_term: float = 0.0
     p: int = 32
     k: int = 4
     min_gap: float = 3.0
@@ -511,6 +514,29 @@ CONFIGS = [
     HeadConfig("pca+track_ntxent", init="pca"),
     HeadConfig("pca+distill_pen_1", init="pca", distill=1.0),
     HeadConfig("mlp512+distill_pen_1", units=(512, 128), distill=1.0),
+    # Round 2 (after the first 15, 1 seed): the best of each kind, combinations, 3 seeds.
+    HeadConfig("triplet+distill_tag_1", track_loss="triplet", p=16, distill=1.0,
+               teacher="taggram"),
+    HeadConfig("triplet+package_0.5", track_loss="triplet", p=16, package=0.5),
+    HeadConfig("distill_tag_1+package_0.5", distill=1.0, teacher="taggram", package=0.5),
+    HeadConfig("ntxent_p64+distill_tag_1", p=64, distill=1.0, teacher="taggram"),
+    HeadConfig("k8_file1+distill_tag_1", k=8, p=16, file_term=1.0, distill=1.0,
+               teacher="taggram"),
+    HeadConfig("d256+distill_tag_1", units=(256,), distill=1.0, teacher="taggram"),
+    # Round 3: around the best of round 2 (k8_file1+distill_tag_1), 3 seeds.
+    HeadConfig("k8_file1", k=8, p=16, file_term=1.0),
+    HeadConfig("k8_file2+distill_tag_1", k=8, p=16, file_term=2.0, distill=1.0,
+               teacher="taggram"),
+    HeadConfig("k8_file1+distill_tag_0.5", k=8, p=16, file_term=1.0, distill=0.5,
+               teacher="taggram"),
+    HeadConfig("k8_file1+distill_tag_2", k=8, p=16, file_term=1.0, distill=2.0,
+               teacher="taggram"),
+    HeadConfig("k8p32_file1+distill_tag_1", k=8, p=32, file_term=1.0, distill=1.0,
+               teacher="taggram"),
+    HeadConfig("k8_file1+distill_tag_1+d256", k=8, p=16, units=(256,), file_term=1.0,
+               distill=1.0, teacher="taggram"),
+    HeadConfig("k8_file1+distill_tag_1+package_0.5", k=8, p=16, file_term=1.0, distill=1.0,
+               teacher="taggram", package=0.5),
 ]
 
 
@@ -625,9 +651,27 @@ def make_step(model, config: HeadConfig):
                 has = tf.cast(n_pos > 0, tf.float32)
                 l_pkg = tf.reduce_sum(per_row * has) / tf.maximum(tf.reduce_sum(has), 1.0)
                 loss = loss + config.package * l_pkg
+            l_file = tf.constant(0.0)
+            if config.file_term:
+                # The batch is P groups of K consecutive rows (one track each): the normalised
+                # means of each group's two halves are a track's two "file" vectors.
+                groups = tf.reshape(z, (-1, config.k, tf.shape(z)[1]))
+                half = config.k // 2
+                files = tf.concat([tf.reduce_mean(groups[:, :half], 1),
+                                   tf.reduce_mean(groups[:, half:], 1)], 0)
+                files = tf.math.l2_normalize(files, axis=1)
+                m = tf.shape(groups)[0]
+                ids = tf.concat([tf.range(m), tf.range(m)], 0)
+                f_eye = tf.cast(tf.eye(2 * m), tf.bool)
+                f_pos = tf.cast(tf.logical_and(tf.equal(ids[:, None], ids[None, :]),
+                                               tf.logical_not(f_eye)), tf.float32)
+                log_p = masked_log_softmax(tf.matmul(files, files, transpose_b=True)
+                                           / config.tau, tf.logical_not(f_eye))
+                l_file = tf.reduce_mean(-tf.reduce_sum(log_p * f_pos, 1))
+                loss = loss + config.file_term * l_file
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, l_track, l_dist, l_pkg
+        return loss, l_track, l_dist, l_pkg, l_file
 
     return step
 
@@ -659,7 +703,8 @@ def train_head(config: HeadConfig, rows: TrainingRows, seed: int, epochs: int,
                 losses.append([float(v) for v in out])
         mean = np.mean(losses, axis=0)
         history.append({"loss": float(mean[0]), "track": float(mean[1]),
-                        "distill": float(mean[2]), "package": float(mean[3])})
+                        "distill": float(mean[2]), "package": float(mean[3]),
+                        "file": float(mean[4])})
         if on_epoch and epoch in eval_epochs:
             on_epoch(epoch, model)
     return model, history
@@ -669,7 +714,7 @@ def train_head(config: HeadConfig, rows: TrainingRows, seed: int, epochs: int,
 # Stages
 
 
-EVAL_EPOCHS = (0, 1, 2, 4, 8, 15, 25, 40, 60)
+EVAL_EPOCHS = (0, 1, 2, 4, 8, 15, 25, 40, 60, 80, 120)
 
 
 def baseline_projections() -> dict[str, Callable[[FoldEval], np.ndarray]]:
