@@ -17,8 +17,9 @@ exact score (the full ranking gives MR1), and the script checks that both agree.
 
 Reported per model, method, query hop and condition: same-track recall@1 / recall@10 / mAP /
 MR1, and style precision@5 / @10 among other tracks (style = the package's label in
-tracks.csv), with their ceilings (a perfect ranking's value, < 1 where a style has fewer
-than k other tracks).
+tracks.csv; several packages may share one), with their ceilings (a perfect ranking's value,
+< 1 where a style has fewer than k other tracks); and the same precision with the package
+(soundtrack) itself as the label (``package_p@k``), which needs no judgement of style.
 
 Usage:
     python scripts/eval_similarity.py --data /work/datasets/music_tracks --set heldout \\
@@ -107,6 +108,7 @@ def evaluate_model(model: str, tracks: list[Track], audio: list[tuple], hops: li
                         table=table)
     truth = np.arange(len(tracks))
     styles = [t.style for t in tracks]
+    packages = [t.package for t in tracks]
     results, disagreements, query_s = [], 0, 0.0
     for hop in hops:
         for condition in evaluation.CONDITIONS:
@@ -126,6 +128,8 @@ def evaluate_model(model: str, tracks: list[Track], audio: list[tuple], hops: li
                        "condition": condition}
                 row.update(evaluation.same_track_metrics(scores, truth))
                 row.update(evaluation.style_precision(scores, truth, styles))
+                by_package = evaluation.style_precision(scores, truth, packages)
+                row.update({k.replace("style_", "package_"): v for k, v in by_package.items()})
                 results.append(row)
     return {"model": model, "weights_sha256": embedder.info.weights_sha256,
             "embedding": embedder.info.embedding, "dim": index.dim,
@@ -137,7 +141,7 @@ def evaluate_model(model: str, tracks: list[Track], audio: list[tuple], hops: li
 def table_markdown(runs: list[dict], hop: float) -> str:
     """One line per model and method: clean R@1 / R@10 / mAP / MR1, degraded R@1, style P@5."""
     lines = ["| model | method | R@1 | R@10 | mAP | MR1 | R@1 gain-6dB / noise30dB / mp3-32k | "
-             "style P@5 | style P@10 |", "|---|---|---|---|---|---|---|---|---|"]
+             "style P@5 | style P@10 | package P@5 |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         for method in ("file", "segment"):
             rows = {r["condition"]: r for r in run["results"]
@@ -146,7 +150,8 @@ def table_markdown(runs: list[dict], hop: float) -> str:
             degraded = " / ".join(f"{rows[k]['recall@1']:.3f}" for k in evaluation.CONDITIONS[1:])
             lines.append(f"| {run['model']} | {method} | {c['recall@1']:.3f} | "
                          f"{c['recall@10']:.3f} | {c['mAP']:.3f} | {c['MR1']:.2f} | {degraded} | "
-                         f"{c['style_p@5']:.3f} | {c['style_p@10']:.3f} |")
+                         f"{c['style_p@5']:.3f} | {c['style_p@10']:.3f} | "
+                         f"{c['package_p@5']:.3f} |")
     return "\n".join(lines)
 
 
