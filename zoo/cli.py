@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-index-type", choices=("auto", "flat", "ivfpq"), default="auto",
                    help="index of the segments: 'flat': exact scan; 'ivfpq': compressed "
                         "(IVF-PQ), candidates re-ranked exactly; 'auto' (default): flat up to "
-                        "2,000,000 segments, ivfpq above")
+                        "250,000 segments, ivfpq above")
     p.add_argument("--overwrite", action="store_true",
                    help="discard an existing index in --out (needed to change the model)")
     p.add_argument("--batch-size", type=int, default=8, help="patches per model call")
