@@ -287,7 +287,8 @@ def choose_segment_index_type(n: int, index_type: str = "auto") -> str:
         return "flat" if n <= SEGMENT_FLAT_MAX else "ivfpq"
     if index_type == "ivfpq" and n < PQ_MIN_TRAIN:
         raise ValueError(f"an IVF-PQ index needs at least {PQ_MIN_TRAIN} segments to train its "
-                         f"codebooks, got {n}; use the flat (exact) segment index")
+                         f"codebooks, got {n}; use the exact segment index (--segment-index-type "
+                         "auto or flat; Python: segment_index_type='auto')")
     return index_type
 
 
