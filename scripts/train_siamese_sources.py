@@ -52,6 +52,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 import zlib
@@ -802,18 +803,35 @@ def rounded(value: Any, digits: int = 5) -> Any:
 
 
 def docs_summary(results: dict) -> dict:
-    """The results without loss curves and without per-fold metrics at epochs other than each
-    config's best (every epoch's fold mean and every fold's score stay)."""
-    out = json.loads(json.dumps(results))
-    for cfg in out.get("configs", {}).values():
-        cfg.pop("loss_history", None)
-        for epoch, entry in cfg["epochs"].items():
-            if int(epoch) != cfg["best_epoch"]:
-                entry.pop("folds", None)
-    if "chosen" in out:
-        out["chosen"].pop("final_loss_history", None)
-    out["note"] = ("summary of /work/runs/siamese_sources/results.json (loss curves and the "
-                   "per-fold metrics of non-best epochs left out)")
+    """A compact copy of the results for the repo: every config's per-epoch scores and, at its
+    best epoch, the mean and per-fold metrics; baselines per fold; metrics as value lists in
+    the order of ``metric_names`` (loss curves and non-best epochs' metrics left out)."""
+    names = sorted(results["baselines"]["musicnn_msd_penultimate"]["mean"])
+
+    def values(m: dict) -> list:
+        return [round(float(m[k]), 4) for k in names]
+
+    out = {k: v for k, v in results.items() if k not in ("configs", "baselines", "chosen")}
+    out["metric_names"] = names
+    out["baselines"] = {n: {"score": b["score"], "mean": values(b["mean"]),
+                            "folds": [values(m) for m in b["folds"]]}
+                        for n, b in results["baselines"].items()}
+    out["configs"] = {}
+    for name, cfg in results.get("configs", {}).items():
+        best = cfg["epochs"][str(cfg["best_epoch"])]
+        out["configs"][name] = {
+            "params": cfg["params"], "seeds": cfg["seeds"], "best_epoch": cfg["best_epoch"],
+            "best_score": cfg["best_score"], "seconds": cfg["seconds"],
+            "epoch_scores": {e: v["score"] for e, v in cfg["epochs"].items()},
+            "best": {"mean": values(best["mean"]), "folds": [values(m) for m in best["folds"]],
+                     "fold_scores": best["fold_scores"],
+                     "seed_scores": best.get("seed_scores")}}
+    if "chosen" in results:
+        chosen = {k: v for k, v in results["chosen"].items() if k != "final_loss_history"}
+        chosen["mean"] = values(chosen["mean"])
+        out["chosen"] = chosen
+    out["note"] = ("compact summary of the run's results.json (scripts/train_siamese_sources.py "
+                   "docs_summary): metrics are lists in the order of metric_names")
     return out
 
 
@@ -846,6 +864,9 @@ def preset_config(config: HeadConfig, tracks: list[Track], chosen: dict, baselin
                      "similarity between different tracks")
     if config.package:
         terms.append(f"{config.package:g} x supervised-contrastive package term")
+    if config.file_term:
+        terms.append(f"{config.file_term:g} x NT-Xent on file-level vectors (means of two "
+                     "halves of a track's patches)")
     mean = chosen["mean"]
     keys = [f"{m}/{c}/h{h:g}/{k}" for m in METHODS for c in CONDITIONS for h in QUERY_HOPS
             for k in ("recall@1", "recall@10", "mAP", "MR1", "style_p@5", "style_p@10")]
@@ -1000,7 +1021,7 @@ def main(argv: list[str] | None = None) -> int:
         "mirrors": "scripts/eval_similarity.py (zoo.search.evaluation; same seeds)",
         "methods": {"file": "cosine of L2-normalised mean of raw patch vectors",
                     "segment": "mean over query patches of max over catalogue patches"},
-        "selection_score": selection_score.__doc__.split("\n\n")[0].strip(),
+        "selection_score": " ".join(selection_score.__doc__.split("\n\n")[0].split()),
         "cache": dataclasses.asdict(spec),
         "style": "package",
     }
@@ -1025,6 +1046,8 @@ def main(argv: list[str] | None = None) -> int:
         run_search(entries, tracks, configs, results, args.seeds, save, tuple(args.eval_epochs),
                    args.rerun)
         results["timings"]["last_search_seconds"] = time.perf_counter() - t0
+        results["timings"]["all_configs_search_seconds"] = sum(
+            c["seconds"] for c in results["configs"].values())
         base = results["baselines"]["musicnn_msd_penultimate"]["mean"]
         print(f"musicnn_msd: {summary_line(base)}", file=sys.stderr)
         for name, cfg in results["configs"].items():
@@ -1057,7 +1080,10 @@ def main(argv: list[str] | None = None) -> int:
     save()
     if args.docs_copy:
         args.docs_copy.parent.mkdir(parents=True, exist_ok=True)
-        args.docs_copy.write_text(json.dumps(rounded(docs_summary(results)), indent=1) + "\n")
+        text = json.dumps(rounded(docs_summary(results)), indent=1)
+        # Lists of numbers on one line each.
+        text = re.sub(r"\[[-0-9.eE,\s]*\]", lambda m: re.sub(r"\s+", "", m.group(0)), text)
+        args.docs_copy.write_text(text + "\n")
     return 0
 
 
