@@ -56,12 +56,12 @@ def test_each_file_finds_itself_first(built):
     index = zoo.search.load_index(out)
     assert index.level == "segment"
     for i, entry in enumerate(index.files):
-        for level, hop, exact in (("segment", 3.0, True), ("file", None, True),
-                                  ("segment", None, False)):
+        for level, hop, exact in (("segment", None, True), ("file", None, True),
+                                  ("segment", 1.0, False)):
             matches = index.query(index.file_path(i), top=3, level=level, query_hop=hop)
             assert matches[0].path == str(root / entry.path), (level, hop)
-            # segments on the catalogue's own 3 s grid match themselves exactly; the default
-            # 1 s query grid falls between them, but still next to them
+            # segments on the catalogue's own 3 s grid (the default) match themselves exactly;
+            # a 1 s query grid falls between them, but still next to them
             assert matches[0].distance < (1e-4 if exact else 0.05), (level, hop)
             assert [m.distance for m in matches] == sorted(m.distance for m in matches)
 
@@ -196,15 +196,15 @@ def test_cli_index_reports_bad_files_and_indexes_the_rest(tmp_path, capsys):
 def test_default_model_is_siamese_or_a_clear_error(tmp_path, capsys, monkeypatch):
     root = tmp_path / "music"
     _copy(["synth_music"], root)
-    assert embedding.DEFAULT_MODEL == "siamese_musicnn_msd"
-    if "siamese_musicnn_msd" in zoo.presets():
+    assert embedding.DEFAULT_MODEL == "siamese_musicnn_msd_sources"
+    if embedding.DEFAULT_MODEL in zoo.presets():
         monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed([]))
         assert main(["index", str(root), "--out", str(tmp_path / "idx"), "-q"]) == 0
-        assert zoo.search.load_index(tmp_path / "idx").model.preset == "siamese_musicnn_msd"
+        assert zoo.search.load_index(tmp_path / "idx").model.preset == embedding.DEFAULT_MODEL
     else:
         assert main(["index", str(root), "--out", str(tmp_path / "idx"), "-q"]) == 2
         err = capsys.readouterr().err
-        assert "siamese_musicnn_msd" in err and "--model musicnn_msd" in err
+        assert embedding.DEFAULT_MODEL in err and "--model musicnn_msd" in err
         assert "Traceback" not in err
 
 

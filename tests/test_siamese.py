@@ -29,6 +29,7 @@ from zoo.presets import get_preset
 
 CLIPS = Path(__file__).parent / "data" / "clips"
 PRESET = "siamese_musicnn_msd"
+SOURCES_PRESET = "siamese_musicnn_msd_sources"
 TINY_ENCODER = {"architecture": "melcnn",
                 "config": {"n_mels": 16, "n_frames": 32, "filters": [4, 4, 4, 4],
                            "dense_units": 12}}
@@ -270,17 +271,19 @@ def shipped():
     return zoo.load(PRESET)
 
 
-def test_shipped_preset_gives_unit_vectors_for_a_real_clip(shipped):
-    config = get_preset(PRESET)
+@pytest.mark.parametrize("name", [PRESET, SOURCES_PRESET])
+def test_shipped_preset_gives_unit_vectors_for_a_real_clip(name):
+    shipped = zoo.load(name)
+    config = get_preset(name)
     assert config.tags == () and config.architecture == "siamese"
     assert config.preprocessing == get_preset("musicnn_msd").preprocessing
     assert shipped.input_shape == (None, 48128) and shipped.output_shape == (None, 128)
-    feats = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model=PRESET)
+    feats = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model=name)
     vectors = feats["projection"]
     assert vectors.shape == (len(feats.times), 128) and "penultimate" in feats.names
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # include_top=False is the same output: the embedding is the projection.
-    embedder = zoo.load(PRESET, include_top=False)
+    embedder = zoo.load(name, include_top=False)
     audio = zoo.audio.load(CLIPS / "real_rock_hedgewars.flac", sr=16000)[:2 * 48128]
     patches = audio.reshape(2, 48128)
     direct = np.asarray(embedder(patches))
@@ -289,6 +292,13 @@ def test_shipped_preset_gives_unit_vectors_for_a_real_clip(shipped):
     # The encoder is musicnn_msd's, unchanged.
     base = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model="musicnn_msd")
     np.testing.assert_allclose(feats["penultimate"], base["penultimate"], atol=1e-4)
+
+
+def test_the_two_siamese_presets_are_different_heads_on_one_encoder():
+    a = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model=PRESET)
+    b = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model=SOURCES_PRESET)
+    np.testing.assert_allclose(a["penultimate"], b["penultimate"], atol=1e-6)
+    assert np.abs(a["projection"] - b["projection"]).max() > 0.05
 
 
 def test_tag_on_an_embedding_model_says_use_extract(shipped):

@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
     p.add_argument("--model", default=None, metavar="PRESET",
                    help="preset name or directory (default: the model of the existing index in "
-                        "--out, else siamese_musicnn_msd)")
+                        "--out, else siamese_musicnn_msd_sources)")
     p.add_argument("--level", choices=("segment", "file"), default="segment",
                    help="'segment' (default): store every segment, search segment by segment; "
                         "'file': one mean vector per file only (smaller, coarser)")
@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search segment by segment or by file vectors (default: the index's "
                         "level)")
     p.add_argument("--query-hop", type=float, default=None, metavar="SECONDS",
-                   help="hop between query segments (segment level; default: 1)")
+                   help="hop between query segments (segment level; default: 3)")
     p.set_defaults(func=cmd_similar)
 
     add_finetune_parser(sub)

@@ -34,9 +34,9 @@ DISTANCE = "1 - cosine similarity (inner product of L2-normalised vectors): 0 = 
 SEGMENT_DISTANCE = ("1 - mean over query segments of the best cosine with the file's segments: "
                     "0 = every query segment has an identical segment in the file")
 LEVELS = ("segment", "file")
-DEFAULT_QUERY_HOP_SECONDS = 1.0
-"""Hop between query segments: denser than the catalogue's (3 s), so some query segment lines
-up closely with each catalogue segment (measured in docs/search.md)."""
+DEFAULT_QUERY_HOP_SECONDS = 3.0
+"""Hop between query segments, as the catalogue's: a 1 s hop was no better on clean queries and
+worse on degraded ones, for three times the work (docs/search.md)."""
 
 _FILE_INDEX_CLASSES = {"flat": "IndexFlatIP", "ivf": "IndexIVFFlat"}
 
@@ -168,7 +168,7 @@ class CatalogueIndex:
 
     def embed_segments(self, audio_or_path: Any, *, source_sr: int | None = None,
                        query_hop: float | None = None) -> Segments:
-        """The query segments of a recording (hop ``query_hop``, default 1 s)."""
+        """The query segments of a recording (hop ``query_hop``, default 3 s)."""
         hop = DEFAULT_QUERY_HOP_SECONDS if query_hop is None else float(query_hop)
         if not hop > 0:
             raise ValueError(f"query_hop must be > 0 seconds, got {query_hop}")
@@ -218,7 +218,7 @@ class CatalogueIndex:
             source_sr: sample rate of an array input.
             level: ``"segment"`` (match segment by segment; the default of a segment index) or
                 ``"file"`` (one mean vector per file; the only choice for a file-level index).
-            query_hop: hop between query segments, seconds (segment level; default 1 s).
+            query_hop: hop between query segments, seconds (segment level; default 3 s).
 
         Returns:
             `Match` rows ``(path, distance)``, distance in [0, 2].
@@ -331,7 +331,7 @@ def load_index(path: str | os.PathLike, *, verify: bool = True) -> CatalogueInde
     Example:
         >>> index = zoo.search.load_index("music.idx")
         >>> index.model.preset, len(index), index.level
-        ('siamese_musicnn_msd', 1000, 'segment')
+        ('siamese_musicnn_msd_sources', 1000, 'segment')
     """
     faiss = require_faiss()
     path = Path(path)

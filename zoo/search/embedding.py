@@ -21,8 +21,9 @@ import numpy as np
 
 from zoo.errors import AudioError, PresetError
 
-DEFAULT_MODEL = "siamese_musicnn_msd"
-"""The default model of `zoo index`: a preset trained for similarity (siamese musicnn, MSD)."""
+DEFAULT_MODEL = "siamese_musicnn_msd_sources"
+"""The default model of `zoo index`: the preset that found the same track best on music from
+packages no model was trained on (docs/search.md)."""
 
 DEFAULT_HOP_SECONDS = 3.0
 DEFAULT_TAIL = "end"
