@@ -132,8 +132,8 @@ def _metrics_lines(config: PresetConfig, builtin: bool) -> list[str]:
     who = ("measured by `zoo finetune` (details in its metrics.json)"
            if config.source.get("base_preset") or config.architecture in ("classifier", "melcnn")
            else "as reported by the publisher")
-    if config.source.get("trained_by"):
-        who = f"measured by `{config.source['trained_by']}`"
+    if config.source.get("evaluated_by") or config.source.get("trained_by"):
+        who = f"measured by `{config.source.get('evaluated_by') or config.source['trained_by']}`"
     return [f"{values}" + (f" ({where})" if where else "") + f", {who}."]
 
 
