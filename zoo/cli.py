@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import ZooError
 from zoo.finetune.cli import add_finetune_parser
@@ -185,9 +186,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe_index(index) -> str:
-    """``segment, 1234 segments, exact`` / ``file, ivf nlist=.. nprobe=..``, for summaries."""
-    def kind(params) -> str:
+def _describe_index(index: Any) -> str:
+    """``segment level: 1234 segments, exact`` / ``file level: ivf nlist=.. nprobe=..``."""
+
+    def kind(params: Any) -> str:
         if params.type == "flat":
             return "exact"
         return f"{params.type} nlist={params.nlist} nprobe={params.nprobe}"

@@ -45,8 +45,8 @@ class ModelInfo:
         embedding: the feature used (what ``include_top=False`` returns).
         hop_seconds: hop between patches.
         tail: tail policy of the patching (see `zoo.tag`).
-        patch_seconds: duration of one patch (a segment); None in indexes of zoo <= 0.x that
-            did not record it.
+        patch_seconds: duration of one patch (a segment); None in format-1 indexes, which did
+            not record it.
     """
 
     preset: str

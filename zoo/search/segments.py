@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from zoo.search import ann
+
 DEFAULT_PER_SEGMENT = 100
 """Nearest catalogue segments fetched per query segment (step 1)."""
 
@@ -229,8 +231,6 @@ def calibrate_nprobe(index: object, segments: np.ndarray, table: SegmentTable, *
     Returns:
         ``(nprobe, recall at it, {nprobe: recall} tried, queries used)``.
     """
-    from zoo.search import ann
-
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(table.n_segments, size=min(n_queries, table.n_segments),
                               replace=False))
