@@ -82,7 +82,7 @@ def measure(args: argparse.Namespace, export_dir: Path) -> dict[str, dict[str, f
 
     import zoo
     from zoo.exporting import build_patch_model
-    from zoo.tagging import _compiled
+    from zoo.tagging import compiled_inference
 
     signal, sr = sf.read(CLIP, dtype="float32")
     clip = signal[: int(CLIP_SECONDS * sr)]
@@ -95,7 +95,7 @@ def measure(args: argparse.Namespace, export_dir: Path) -> dict[str, dict[str, f
     loaded = tf.saved_model.load(str(export_dir))
     serve, tag_wav = loaded.signatures["serving_default"], loaded.signatures["tag_wav"]
     model = zoo.load(args.preset)
-    keras_fn = _compiled(model)
+    keras_fn = compiled_inference(model)
     one = tf.constant(clip[None])
     batch = tf.constant(np.tile(clip, (args.batch, 1)))
     windows = np.tile(window, (args.batch, 1))

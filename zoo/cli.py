@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo._quiet import import_tensorflow_quietly
 from zoo.errors import ZooError
 from zoo.finetune.cli import add_finetune_parser
 
@@ -380,33 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, missing CUDA) kept off stderr.
-
-    TF 2.21 logs those lines before TF_CPP_MIN_LOG_LEVEL applies, so stderr is muted at the file
-    descriptor level for the import only; import errors still surface as Python exceptions.
-    Setting TF_CPP_MIN_LOG_LEVEL yourself keeps TensorFlow's own logging.
-    """
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # the CUDA probe logs here
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("tag", "export", "finetune", "index", "similar"):
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -36,3 +36,7 @@ class PresetError(ZooError, ValueError):
 
 class WeightsError(ZooError):
     """Weights that are missing, unavailable, or fail their integrity check."""
+
+
+class OptionalDependencyError(ZooError, ImportError):
+    """An optional extra (e.g. ``zoo-audio[beam]``) is not installed; the message says which."""

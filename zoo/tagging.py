@@ -123,7 +123,9 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOADED: dict[tuple, keras.Model] = {}
 
 
-def _compiled(model: keras.Model) -> Callable[[np.ndarray], Any]:
+def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], Any]:
+    """The model as one compiled function of a ``(patches, samples)`` batch, cached per model:
+    the family's inference graph where it has one (shares the model's variables)."""
     fn = _COMPILED.get(model)
     if fn is None:
         n = model.input_shape[-1]
@@ -174,8 +176,10 @@ def patch_grid(prep, hop_seconds: float, tail: str = "end") -> PatchGrid:
                      min_tail_frames=math.ceil(MIN_TAIL_SECONDS * frames_per_second))
 
 
-def _blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
-            source_sr: int | None) -> Iterator[np.ndarray]:
+def stream_blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
+                  source_sr: int | None = None) -> Iterator[np.ndarray]:
+    """A recording as float32 mono blocks at the model's rate, a few patch hops each (an array
+    input: one block); `zoo.patching.iter_patches` cuts them into the model's windows."""
     sr = config.preprocessing.sample_rate
     if isinstance(source, np.ndarray):
         yield audio.load(source, sr=sr, source_sr=source_sr)
@@ -184,10 +188,36 @@ def _blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
     yield from audio.stream(source, sr=sr, block_samples=block)
 
 
+def patch_windows(source: AudioInput, config: PresetConfig, grid: PatchGrid,
+                  source_sr: int | None = None) -> Iterator[tuple[int, np.ndarray, bool]]:
+    """The model's input windows of a recording, decoded in a stream: what `run_model` feeds it.
+
+    Args:
+        source: a file path, encoded bytes, a binary file object, or a float waveform (give
+            ``source_sr``).
+        config: the model's preset (its sample rate and patching).
+        grid: the patch grid (`patch_grid`).
+        source_sr: sample rate of an array input.
+
+    Yields:
+        ``(start_frame, window, repeat_padded)`` per patch, in time order; ``window`` is a
+        float32 ``(samples,)`` array.
+
+    Raises:
+        AudioError: the audio cannot be read (from the call or while iterating).
+
+    Example:
+        >>> grid = patch_grid(config.preprocessing, 3.0)
+        >>> [start for start, _, _ in patch_windows("song.wav", config, grid)][:3]
+        [0, 187, 374]
+    """
+    yield from iter_patches(stream_blocks(source, config, grid, source_sr), grid)
+
+
 def _batches(source, config, grid, source_sr, batch_size):
     """(start_frames, windows, repeat_padded) batches of patches."""
     starts, windows, padded = [], [], False
-    for start, window, was_padded in iter_patches(_blocks(source, config, grid, source_sr), grid):
+    for start, window, was_padded in patch_windows(source, config, grid, source_sr):
         starts.append(start)
         windows.append(window)
         padded |= was_padded
@@ -198,7 +228,7 @@ def _batches(source, config, grid, source_sr, batch_size):
         yield starts, np.stack(windows), padded
 
 
-def _prefetch(generator: Iterator, depth: int = 2) -> Iterator:
+def prefetch(generator: Iterator, depth: int = 2) -> Iterator:
     """Run ``generator`` in a thread, ``depth`` items ahead; re-raise its errors here."""
     items: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -277,11 +307,11 @@ def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
     """
     config: PresetConfig = model.zoo_preset
     grid = patch_grid(config.preprocessing, hop_seconds, tail)
-    fn = _compiled(model)
+    fn = compiled_inference(model)
     starts: list[int] = []
     outputs: list[Any] = []
     padded = False
-    for batch_starts, windows, was_padded in _prefetch(
+    for batch_starts, windows, was_padded in prefetch(
             _batches(source, config, grid, source_sr, batch_size)):
         out = fn(windows)
         outputs.append(tf.nest.map_structure(lambda t: t.numpy(), out))

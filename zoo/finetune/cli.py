@@ -8,6 +8,18 @@ import sys
 
 TASKS = ("genre", "esc50", "urbansound8k", "speech_commands")
 FRONTEND_CHOICES = ("log-eps", "log10", "log-learn", "db", "pcen")
+# zoo.finetune.distribute.STRATEGIES (not imported: it would load TensorFlow for --help).
+DISTRIBUTE_CHOICES = ("none", "mirrored", "multi-worker")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
@@ -54,6 +66,15 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-folds", type=int, default=None,
                    help="evaluate only the first N folds (quick runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--distribute", choices=DISTRIBUTE_CHOICES, default="none",
+                   help="train on several devices with tf.distribute: 'mirrored' (every GPU "
+                        "of this machine, or the logical CPUs of --cpu-devices), "
+                        "'multi-worker' (several machines, cluster from the TF_CONFIG "
+                        "environment variable; one worker without it). --batch-size stays the "
+                        "global batch, split across the replicas (default none: one device)")
+    p.add_argument("--cpu-devices", type=_positive_int, default=None, metavar="N",
+                   help="with --distribute mirrored: split the CPU into N logical devices and "
+                        "mirror over them (machines without GPUs; tests)")
     p.set_defaults(func=cmd_finetune)
     return p
 
@@ -63,13 +84,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from zoo.errors import ZooError
     from zoo.finetune.runner import FinetuneOptions, finetune
 
+    if args.cpu_devices is not None and args.distribute != "mirrored":
+        print("zoo finetune: --cpu-devices needs --distribute mirrored (a multi-worker "
+              "strategy uses one CPU per worker)", file=sys.stderr)
+        return 2
     options = FinetuneOptions(
         backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, head_units=tuple(args.head_units), dropout=args.dropout,
         patience=args.patience, fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_learning_rate=args.fine_tune_lr, hop_seconds=args.hop, seed=args.seed,
         speech_task=args.classes, frontend=args.frontend, max_folds=args.max_folds,
-        noise=not args.no_noise, progress=not args.quiet, name=args.name)
+        noise=not args.no_noise, progress=not args.quiet, name=args.name,
+        distribute=args.distribute, cpu_devices=args.cpu_devices)
     try:
         metrics = finetune(args.task, args.data_dir, args.out, options)
     except (ZooError, FileNotFoundError, ValueError) as err:

@@ -24,6 +24,14 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.finetune import datasets as ds
+from zoo.finetune.distribute import (
+    STRATEGIES,
+    DistributeError,
+    configure_cpu_devices,
+    describe,
+    make_strategy,
+    strategy_scope,
+)
 from zoo.finetune.embeddings import PatchOutputs, cached_embeddings, run_patches
 from zoo.finetune.metrics import classification_metrics, summarize_folds
 from zoo.finetune.report import plot_confusion, plot_learning_curves, write_metrics
@@ -75,6 +83,13 @@ class FinetuneOptions:
         noise: mix background noise into speech training patches.
         progress: show progress bars.
         name: preset name (default ``<task>_<backbone>``).
+        distribute: ``"none"`` (one device), ``"mirrored"`` (this machine's GPUs, or its
+            logical CPU devices) or ``"multi-worker"`` (cluster from ``TF_CONFIG``): the
+            ``tf.distribute`` strategy of every training stage (`zoo.finetune.distribute`);
+            ``batch_size`` stays the global batch.
+        cpu_devices: with ``"mirrored"``: split the CPU into this many logical devices and
+            mirror over them (machines without GPUs; must be set before TensorFlow
+            initialises its devices in the process). None: the machine's devices.
     """
 
     backbone: str = "musicnn_msd"
@@ -94,6 +109,8 @@ class FinetuneOptions:
     noise: bool = True
     progress: bool = True
     name: str | None = None
+    distribute: str = "none"
+    cpu_devices: int | None = None
 
 
 def read_task(task: str, data_dir: str, options: FinetuneOptions) -> ds.ClipDataset:
@@ -283,6 +300,7 @@ def finetune(task: str, data_dir: str, out: str, options: FinetuneOptions | None
         ...          FinetuneOptions(backbone="musicnn_msd"))["accuracy_mean"]
     """
     options = options or FinetuneOptions()
+    strategy = _strategy(options)  # first: logical devices must precede any TensorFlow work
     out_dir = Path(out).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -290,21 +308,62 @@ def finetune(task: str, data_dir: str, out: str, options: FinetuneOptions | None
     _log(f"{task}: {len(data.clips)} clips, {len(data.classes)} classes"
          + (f", folds {list(data.folds)}" if data.folds else ""))
     if options.backbone == SCRATCH_BACKBONE:
-        metrics, histories = _run_scratch(task, data, out_dir, options)
+        metrics, histories = _run_scratch(task, data, out_dir, options, strategy)
     else:
-        metrics, histories = _run_transfer(task, data, out_dir, options)
+        metrics, histories = _run_transfer(task, data, out_dir, options, strategy)
+    if strategy is not None:
+        metrics["distribute"] = describe(options.distribute, strategy)
     metrics.update(task=task, data_dir=str(data_dir), backbone=options.backbone,
                    classes=list(data.classes), n_clips=len(data.clips),
                    reader_problems=[{"file": p, "error": e} for p, e in data.problems],
                    wall_seconds=round(time.perf_counter() - started, 1),
-                   options={k: (list(v) if isinstance(v, tuple) else v)
-                            for k, v in dataclasses.asdict(options).items()})
+                   options=_options_record(options))
     _write_reports(out_dir, metrics, histories, data)
     _log(f"done in {metrics['wall_seconds']:.0f} s: {json.dumps(_summary(metrics))}")
     return metrics
 
 
-def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOptions
+def _strategy(options: FinetuneOptions) -> tf.distribute.Strategy | None:
+    """The strategy of ``options.distribute`` (None: one device), after the logical CPU
+    devices of ``options.cpu_devices``.
+
+    Raises:
+        DistributeError: an unknown strategy, ``cpu_devices`` without ``"mirrored"`` or after
+            TensorFlow initialised its devices, or a batch the replicas cannot share.
+    """
+    if options.distribute not in STRATEGIES:
+        raise DistributeError(f"unknown distribute {options.distribute!r}; known: "
+                              f"{', '.join(STRATEGIES)}")
+    devices = None
+    if options.cpu_devices is not None:
+        if options.distribute != "mirrored":
+            raise DistributeError("--cpu-devices applies to --distribute mirrored only (a "
+                                  "multi-worker strategy uses one CPU per worker)")
+        devices = configure_cpu_devices(options.cpu_devices)
+    strategy = make_strategy(options.distribute, devices=devices)
+    if strategy is None:
+        return None
+    replicas = strategy.num_replicas_in_sync
+    if options.batch_size % replicas:
+        raise DistributeError(f"--batch-size {options.batch_size} is the global batch: it must "
+                              f"be a multiple of the {replicas} replicas")
+    _log(f"distribute: {options.distribute}, {replicas} replica(s), global batch "
+         f"{options.batch_size} ({options.batch_size // replicas} per replica)")
+    return strategy
+
+
+def _options_record(options: FinetuneOptions) -> dict[str, Any]:
+    """``options`` for metrics.json; the distribution settings only where set, so one-device
+    runs write the same document as before they existed."""
+    record = {k: (list(v) if isinstance(v, tuple) else v)
+              for k, v in dataclasses.asdict(options).items()}
+    if options.distribute == "none" and options.cpu_devices is None:
+        del record["distribute"], record["cpu_devices"]
+    return record
+
+
+def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOptions,
+                  strategy: tf.distribute.Strategy | None = None
                   ) -> tuple[dict[str, Any], dict[str, dict]]:
     from zoo.loading import load
 
@@ -327,7 +386,8 @@ def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneO
         xv, yv, _ = table.rows(valid)
         return train_head(xt, yt, xv, yv, len(data.classes), options.head_units,
                           options.dropout, options.epochs, options.learning_rate,
-                          options.patience, options.batch_size, out / "logs" / run, options.seed)
+                          options.patience, options.batch_size, out / "logs" / run, options.seed,
+                          strategy=strategy)
 
     histories: dict[str, dict] = {}
     metrics: dict[str, Any] = {"stage": 1}
@@ -360,13 +420,15 @@ def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneO
         metrics["stage1"] = _summary(metrics)
 
     config = _classifier_config(base, data, task, options)
-    classifier = build_backbone(config)
+    with strategy_scope(strategy):  # stage 2 trains these variables
+        classifier = build_backbone(config)
     copied = copy_weights_by_name(pretrained.zoo_backbone, classifier)
     copied += copy_weights_by_name(head, classifier)
     if not copied:
         raise RuntimeError("no weights transferred into the classifier (layer names differ)")
     if options.fine_tune_epochs > 0:
-        histories["stage2"] = _stage2(config, classifier, data, train, valid, out, options, hop)
+        histories["stage2"] = _stage2(config, classifier, data, train, valid, out, options, hop,
+                                      strategy)
         metrics["stage"] = 2
         if test:
             outs = run_patches(_predictor(wrap_waveform(config, classifier, "eval")), test, prep,
@@ -379,12 +441,14 @@ def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneO
 
 def _stage2(config: PresetConfig, classifier: keras.Model, data: ds.ClipDataset,
             train: list[ds.Clip], valid: list[ds.Clip], out: Path, options: FinetuneOptions,
-            hop: float) -> dict[str, list[float]]:
+            hop: float, strategy: tf.distribute.Strategy | None = None
+            ) -> dict[str, list[float]]:
     """Unfreeze the backbone (batch-norm statistics stay fixed) at a lower learning rate."""
     _log(f"stage 2: fine-tuning the whole model for up to {options.fine_tune_epochs} epochs")
     prep = config.preprocessing
     freeze_batch_norm(classifier)
-    model, _ = training_model(config, classifier, default_spec_augment(config))
+    with strategy_scope(strategy):
+        model, _ = training_model(config, classifier, default_spec_augment(config))
     train_ds = ds.patch_dataset(train, data.label_ids(train), prep, hop, options.batch_size,
                                 seed=options.seed)
     valid_ds = ds.patch_dataset(valid, data.label_ids(valid), prep, hop, options.batch_size,
@@ -392,13 +456,14 @@ def _stage2(config: PresetConfig, classifier: keras.Model, data: ds.ClipDataset,
     history = train_end_to_end(model, train_ds, valid_ds, len(data.classes),
                                data.label_ids(train), options.fine_tune_epochs,
                                options.fine_tune_learning_rate, options.patience,
-                               out / "logs" / "stage2", label="stage 2")
+                               out / "logs" / "stage2", label="stage 2", strategy=strategy)
     for layer in classifier.layers:  # saved models are used for inference: trainable again
         layer.trainable = True
     return history
 
 
-def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOptions
+def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOptions,
+                 strategy: tf.distribute.Strategy | None = None
                  ) -> tuple[dict[str, Any], dict[str, dict]]:
     """Train the mel-CNN from scratch: on the train split, or per fold (fold tasks)."""
     config = _scratch_config(data, task, options)
@@ -408,8 +473,9 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
 
     def fit(train: list[ds.Clip], valid: list[ds.Clip], test: list[ds.Clip], run: str):
         keras.utils.set_random_seed(options.seed)  # every fold starts from the same weights
-        backbone = build_backbone(config)
-        model, compression = training_model(config, backbone, default_spec_augment(config))
+        with strategy_scope(strategy):
+            backbone = build_backbone(config)
+            model, compression = training_model(config, backbone, default_spec_augment(config))
         train_ds = ds.patch_dataset(train, data.label_ids(train), prep, hop, options.batch_size,
                                     seed=options.seed, noise=noise)
         valid_ds = ds.patch_dataset(valid, data.label_ids(valid), prep, hop, options.batch_size,
@@ -420,7 +486,7 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
                                    data.label_ids(train), options.epochs,
                                    options.learning_rate, options.patience,
                                    out / "logs" / run, label=run,
-                                   warmup_epochs=WARMUP_EPOCHS)
+                                   warmup_epochs=WARMUP_EPOCHS, strategy=strategy)
         predict = _predictor(keras.Model(model.input, model.output))
         outs = run_patches(predict, test, prep, hop, options.batch_size, "test",
                            options.progress)

@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -18,6 +18,9 @@ from zoo.layers import SpecAugment
 from zoo.models.classifier import build_head
 from zoo.models.pipeline import build_frontend
 from zoo.presets import PresetConfig
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -55,7 +58,8 @@ def train_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
                n_classes: int, head_units: Sequence[int] = (256,), dropout: float = 0.3,
                epochs: int = 100, learning_rate: float = 1e-3, patience: int = 10,
                batch_size: int = 64, log_dir: str | os.PathLike | None = None, seed: int = 0,
-               balance: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
+               balance: bool = True, strategy: tf.distribute.Strategy | None = None
+               ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Stage 1: train the dense head on cached per-patch embeddings.
 
     Args:
@@ -66,23 +70,127 @@ def train_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
         epochs: at most this many epochs.
         learning_rate: Adam's.
         patience: epochs without validation improvement before stopping.
-        batch_size: patches per step.
+        batch_size: patches per step (with a strategy: the global batch, split across its
+            replicas).
         log_dir: TensorBoard logs, or None.
         seed: seeds weights and shuffling.
         balance: weight classes inversely to their frequency.
+        strategy: a ``tf.distribute`` strategy (`zoo.finetune.distribute.make_strategy`; also
+            ``tf.distribute.get_strategy()``, one device) to build, compile and train the head
+            under; the patches then come as `array_dataset` batches, whose order depends on
+            ``seed`` only, so runs on different replica counts see the same batches. None:
+            Keras' own batching and shuffling of the arrays.
 
     Returns:
         ``(head, history)``.
+
+    Example:
+        >>> head, history = train_head(x, y, xv, yv, 10, batch_size=64,
+        ...                            strategy=make_strategy("mirrored"))
     """
     keras.utils.set_random_seed(seed)
-    head = build_head(x_train.shape[1], n_classes, head_units, dropout)
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = head.fit(
-        x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-        class_weight=class_weights(y_train, n_classes) if balance else None,
-        callbacks=_callbacks(patience, log_dir), verbose=0, shuffle=True)
-    return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    weights = class_weights(y_train, n_classes) if balance else None
+    if strategy is None:
+        head = build_head(x_train.shape[1], n_classes, head_units, dropout)
+        head.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = head.fit(
+            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
+            batch_size=batch_size, class_weight=weights,
+            callbacks=_callbacks(patience, log_dir), verbose=0, shuffle=True)
+        return head, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    with strategy.scope():
+        head = build_head(x_train.shape[1], n_classes, head_units, dropout)
+        head.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_ds, steps = array_dataset(x_train, y_train, batch_size, shuffle=True, seed=seed)
+    valid_ds, valid_steps = array_dataset(x_val, y_val, batch_size, shuffle=False)
+    history = _fit_distributed(head, strategy, train_ds, steps, valid_ds, valid_steps, epochs,
+                               weights, _callbacks(patience, log_dir))
+    return head, history
+
+
+def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
+                  seed: int = 0) -> tuple[tf.data.Dataset, int]:
+    """Batches of ``(x, y)`` rows as a ``tf.data.Dataset``, for training under a strategy.
+
+    Shuffled, the dataset repeats forever, one permutation per epoch drawn statelessly from
+    ``(seed, epoch)``: every iterator over it yields the same batches (Keras opens an extra
+    iterator under a distribution strategy before training, which would shift a stateful
+    shuffle by one epoch), and an epoch's last batch may be partial, as in Keras' own
+    batching. Unshuffled, it is one pass in order.
+
+    Args:
+        x, y: rows and their labels.
+        batch_size: rows per (global) batch.
+        shuffle: a new order every epoch.
+        seed: the shuffles' seed.
+
+    Returns:
+        ``(dataset, batches per epoch)``.
+
+    Example:
+        >>> ds, steps = array_dataset(np.zeros((10, 4)), np.zeros(10, int), 4)
+        >>> steps
+        3
+    """
+    import tensorflow as tf
+
+    n = len(x)
+    steps = max(1, -(-n // batch_size))
+    xs, ys = tf.constant(x), tf.constant(y)
+    if not shuffle:
+        ds = tf.data.Dataset.from_tensor_slices((xs, ys)).batch(batch_size)
+    else:
+        def epoch(e):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]))
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+        ds = tf.data.Dataset.counter().flat_map(epoch).map(
+            lambda i: (tf.gather(xs, i), tf.gather(ys, i)))
+    return _data_sharded(ds).prefetch(2), steps
+
+
+def _data_sharded(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker: shard by element (every worker runs the whole pipeline and keeps its
+    share), the only policy for in-memory and generator datasets; saves TF's warning."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def _fit_distributed(model: keras.Model, strategy: tf.distribute.Strategy,
+                     train_ds: tf.data.Dataset, steps: int, valid_ds: tf.data.Dataset,
+                     valid_steps: int, epochs: int, weights: dict[int, float] | None,
+                     callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
+    """``model.fit`` on global batches under ``strategy``, with a readable error where Keras
+    cannot split a batch."""
+    import tensorflow as tf
+
+    from zoo.finetune.distribute import DistributeError
+
+    variables = [getattr(v, "value", v) for v in model.weights]  # Keras -> tf.Variable
+    if variables and not strategy.extended.variable_created_in_scope(variables[0]):
+        raise ValueError(f"the model {model.name!r} was not built under the strategy's scope "
+                         "(build it inside `with strategy.scope():`)")
+    try:
+        with strategy.scope():
+            history = model.fit(train_ds, validation_data=valid_ds, epochs=epochs,
+                                steps_per_epoch=steps, validation_steps=valid_steps,
+                                shuffle=False, class_weight=weights, callbacks=callbacks,
+                                verbose=0)
+    except tf.errors.InvalidArgumentError as err:
+        if "must have the same size and shape" not in str(err):
+            raise
+        raise DistributeError(
+            f"Keras could not split a first batch evenly across "
+            f"{strategy.num_replicas_in_sync} replicas: a training or validation set smaller "
+            "than one --batch-size batch with a size not divisible by the replicas. Use a "
+            "smaller --batch-size or more data") from None
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
 def default_spec_augment(config: PresetConfig) -> dict[str, int]:
@@ -150,7 +258,8 @@ def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n
                      train_labels: np.ndarray, epochs: int, learning_rate: float,
                      patience: int, log_dir: str | os.PathLike | None = None,
                      balance: bool = True, label: str = "train",
-                     warmup_epochs: int = 0) -> dict[str, list[float]]:
+                     warmup_epochs: int = 0, strategy: tf.distribute.Strategy | None = None
+                     ) -> dict[str, list[float]]:
     """Train a waveform model on `zoo.finetune.datasets.patch_dataset` batches.
 
     Args:
@@ -166,19 +275,36 @@ def train_end_to_end(model: keras.Model, train_data: tuple, valid_data: tuple, n
         label: names the run in the per-epoch log lines.
         warmup_epochs: epochs before early stopping starts watching (and before an epoch can
             be the restored best): `WARMUP_EPOCHS` for models trained from scratch.
+        strategy: a ``tf.distribute`` strategy (`zoo.finetune.distribute.make_strategy`) to
+            compile and train under; ``model`` must have been built under its scope. The
+            datasets' batches are global batches, split across the replicas. None: no
+            strategy.
 
     Returns:
         The Keras history dict.
+
+    Example:
+        >>> strategy = make_strategy("mirrored")
+        >>> with strategy.scope():
+        ...     model, _ = training_model(config, build_backbone(config))
+        >>> history = train_end_to_end(model, train, valid, 10, labels, 30, 1e-3, 5,
+        ...                            strategy=strategy)
     """
+    (train_ds, train_steps), (valid_ds, valid_steps) = train_data, valid_data
+    callbacks = [*_callbacks(patience, log_dir, END_TO_END_MONITOR,
+                             min(warmup_epochs, max(0, epochs - 1))), EpochLog(label)]
+    weights = class_weights(train_labels, n_classes) if balance else None
+    if strategy is not None:
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return _fit_distributed(model, strategy, _data_sharded(train_ds), train_steps,
+                                _data_sharded(valid_ds), valid_steps, epochs, weights,
+                                callbacks)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    (train_ds, train_steps), (valid_ds, valid_steps) = train_data, valid_data
     history = model.fit(train_ds, validation_data=valid_ds, epochs=epochs,
                         steps_per_epoch=train_steps, validation_steps=valid_steps,
                         shuffle=False,  # the datasets shuffle themselves
-                        class_weight=class_weights(train_labels, n_classes) if balance else None,
-                        callbacks=[*_callbacks(patience, log_dir, END_TO_END_MONITOR,
-                                                   min(warmup_epochs, max(0, epochs - 1))),
-                                   EpochLog(label)],
-                        verbose=0)
+                        class_weight=weights, callbacks=callbacks, verbose=0)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}

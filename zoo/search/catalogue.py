@@ -109,7 +109,10 @@ class CatalogueIndex:
         self.params = AnnParams.from_dict(manifest["index"])
         seg = manifest.get("segment_index")
         self.segment_params = AnnParams.from_dict(seg) if seg else None
-        self.root = Path(manifest["root"])
+        # A URL root (an index built by zoo.beam over gs://...) stays a string: Path would
+        # fold its "//".
+        root = manifest["root"]
+        self.root = root if "://" in root else Path(root)
         self.files = [FileEntry.from_dict(d) for d in manifest["files"]]
         self.vectors = vectors
         self.faiss_index = faiss_index
@@ -142,7 +145,7 @@ class CatalogueIndex:
 
     def file_path(self, i: int) -> str:
         """Full path of catalogue file ``i``."""
-        return os.path.join(self.root, *self.files[i].path.split("/"))
+        return os.path.join(os.fspath(self.root), *self.files[i].path.split("/"))
 
     @property
     def embedder(self) -> TrackEmbedder:
@@ -422,7 +425,8 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
                 failed: Iterable[tuple[str, str]] = (), nlist: int | None = None,
                 nprobe: int | None = None, segment_vectors: np.ndarray | None = None,
                 table: SegmentTable | None = None,
-                segment_index_type: str = "auto") -> CatalogueIndex:
+                segment_index_type: str = "auto",
+                segments_in_place: bool = False) -> CatalogueIndex:
     """Build the ANN indexes and write the index directory ``out``.
 
     Args:
@@ -438,6 +442,9 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
             file-level index).
         table: the `SegmentTable` of ``segment_vectors``.
         segment_index_type: ``"auto"``, ``"flat"`` (exact scan) or ``"ivfpq"``.
+        segments_in_place: ``segment_vectors`` is already ``out/segments.npy`` (unit rows,
+            memory-mapped; e.g. written shard by shard by `zoo.beam.build_index_from_dataset`):
+            it is indexed where it lies, not copied.
 
     Returns:
         The written index, loaded.
@@ -464,8 +471,11 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
     names = [store.VECTORS, store.INDEX_FILE]
     seg_index, seg_params, seg = None, None, None
     if level == "segment":
-        seg = ann.normalize_rows(segment_vectors)
-        store.write_npy(out / store.SEGMENTS, seg)
+        if segments_in_place:
+            seg = segment_vectors
+        else:
+            seg = ann.normalize_rows(segment_vectors)
+            store.write_npy(out / store.SEGMENTS, seg)
         store.write_npy(out / store.SEGMENT_OFFSETS, table.offsets.astype(np.int64))
         store.write_npy(out / store.SEGMENT_STARTS, table.starts.astype(np.float32))
         names += [store.SEGMENTS, store.SEGMENT_OFFSETS, store.SEGMENT_STARTS]
@@ -492,7 +502,7 @@ def write_index(out: str | os.PathLike, vectors: np.ndarray, files: list[FileEnt
         "distance": SEGMENT_DISTANCE if level == "segment" else DISTANCE,
         "index": params.to_dict(),
         "count": len(files),
-        "root": os.fspath(Path(root).resolve()),
+        "root": os.fspath(root) if "://" in os.fspath(root) else os.fspath(Path(root).resolve()),
         "files": [f.to_dict() for f in files],
         "failed": [{"path": p, "error": e} for p, e in failed],
         "data": data,

@@ -216,15 +216,28 @@ class TrackEmbedder:
         run = run_model(audio_or_path, self.model, hop, self.batch_size, source_sr,
                         self.info.tail)
         patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in run.outputs], axis=0)
-        patches = patches.astype(np.float64)
-        what = describe_source(audio_or_path)
-        if not np.all(np.isfinite(patches)):
-            raise AudioError(what, "the model's embedding is not finite")
-        mean = patches.mean(axis=0)
-        norm = float(np.linalg.norm(mean))
-        norms = np.linalg.norm(patches, axis=1, keepdims=True)
-        if norm < 1e-12 or np.any(norms < 1e-12):
-            raise AudioError(what, "the model's embedding is all zeros: nothing to compare")
-        return Segments(vectors=(patches / norms).astype(np.float32),
-                        starts=np.asarray(run.times, np.float32),
-                        mean=(mean / norm).astype(np.float32))
+        return segments_from_patches(patches, run.times, describe_source(audio_or_path))
+
+
+def segments_from_patches(patches: np.ndarray, times: np.ndarray, what: str) -> Segments:
+    """`Segments` from the model's raw per-patch embeddings (what every index stores).
+
+    Args:
+        patches: ``(patches, dim)`` raw embeddings, in time order.
+        times: ``(patches,)`` start of each patch, seconds.
+        what: how errors name the recording.
+
+    Raises:
+        AudioError: an embedding that is zero or not finite (nothing to compare by cosine).
+    """
+    patches = np.asarray(patches).reshape(len(patches), -1).astype(np.float64)
+    if not np.all(np.isfinite(patches)):
+        raise AudioError(what, "the model's embedding is not finite")
+    mean = patches.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    norms = np.linalg.norm(patches, axis=1, keepdims=True)
+    if norm < 1e-12 or np.any(norms < 1e-12):
+        raise AudioError(what, "the model's embedding is all zeros: nothing to compare")
+    return Segments(vectors=(patches / norms).astype(np.float32),
+                    starts=np.asarray(times, np.float32),
+                    mean=(mean / norm).astype(np.float32))

@@ -16,6 +16,8 @@ Layout of ``INDEX/`` (format 2):
     segment_starts.npy    (segments,) float32 start of each segment in its file, seconds
     segments.faiss        compressed (IVF-PQ) index of the segments, only above
                           `zoo.search.ann.SEGMENT_FLAT_MAX` segments (below, an exact scan)
+    shards/               only for `zoo index --runner ...`: the Beam pipeline's Parquet shards
+                          (`zoo.beam.shards`), which the index is built from
     partial/              only while `zoo index` runs or after it was interrupted: vectors of
                           files embedded since the last complete build, in chunks, for resuming
 
@@ -49,10 +51,11 @@ SEGMENT_OFFSETS = "segment_offsets.npy"
 SEGMENT_STARTS = "segment_starts.npy"
 SEGMENT_INDEX_FILE = "segments.faiss"
 PARTIAL = "partial"
+SHARDS = "shards"  # `zoo index --runner`: the pipeline's Parquet shards (zoo.beam.shards)
 STATE = "state.json"
 DATA_FILES = (VECTORS, INDEX_FILE, SEGMENTS, SEGMENT_OFFSETS, SEGMENT_STARTS,
               SEGMENT_INDEX_FILE)
-OWN_NAMES = (MANIFEST, *DATA_FILES, PARTIAL)
+OWN_NAMES = (MANIFEST, *DATA_FILES, PARTIAL, SHARDS)
 
 
 @dataclass(frozen=True)
