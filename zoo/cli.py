@@ -6,6 +6,8 @@
     zoo fetch PRESET                 (pre-download weights for offline use)
     zoo push PRESET_DIR REPO_ID      (publish a preset)
     zoo index AUDIO_DIR --out INDEX [--model PRESET]   (catalogue search index)
+    zoo tag SOURCE --runner DirectRunner --out DIR [-- BEAM_OPTIONS...]   (Apache Beam)
+    zoo index SOURCE --out INDEX --runner DirectRunner [-- BEAM_OPTIONS...]
     zoo similar QUERY_AUDIO --index INDEX [--top 10]   (nearest catalogue files)
 """
 
@@ -42,8 +44,81 @@ def _write_csv(path: str, taggrams) -> None:
                 writer.writerow([tg.source, f"{t:.3f}", *(f"{p:.6f}" for p in row)])
 
 
+def _beam_unavailable(command: str) -> str | None:
+    try:
+        import zoo.beam  # noqa: F401
+    except ImportError as err:
+        return f"zoo {command}: --runner needs Apache Beam: {err}"
+    return None
+
+
+def _quiet_beam_logging() -> None:
+    """Beam logs its start-up on the root logger; a user wants zoo's lines and real errors."""
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def _beam_args(args: argparse.Namespace) -> list[str]:
+    extra = list(getattr(args, "beam_args", []) or [])
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in extra):
+        extra.append("--default_sdk_harness_log_level=WARNING")
+    return extra
+
+
+def _print_run(verb: str, report: Any, quiet: bool) -> int:
+    if not quiet:
+        extra = f", {report.segments} segments" if report.segments else ""
+        print(f"zoo: {verb} {report.files} new files{extra} ({len(report.failed)} failed) into "
+              f"{report.out} in {report.seconds:.1f} s (run {report.run_id})", file=sys.stderr)
+    if report.failed:
+        print(f"zoo: {len(report.failed)} file(s) failed:", file=sys.stderr)
+        for path, reason, stage in report.failed:
+            print(f"  {path}: {reason} [{stage}]", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_tag_pipeline(args: argparse.Namespace) -> int:
+    """``zoo tag SOURCE --runner R --out DIR [-- BEAM_OPTIONS]``: tag a catalogue with Beam."""
+    _quiet_beam_logging()
+    problem = _beam_unavailable("tag")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if len(args.files) != 1:
+        print("zoo tag: with --runner give one SOURCE (a folder, a glob or a list file), got "
+              f"{len(args.files)}", file=sys.stderr)
+        return 2
+    if not args.out:
+        print("zoo tag: --runner needs --out DIR (where the Parquet shards go)", file=sys.stderr)
+        return 2
+    if args.json or args.csv or args.plot:
+        print("zoo tag: --json, --csv and --plot are for files tagged in this process; with "
+              "--runner the taggrams go to Parquet shards in --out", file=sys.stderr)
+        return 2
+    _quiet_beam_logging()
+    from zoo.beam import run_catalogue
+
+    try:
+        report = run_catalogue("taggrams", args.files[0], args.out, args.model,
+                               hop_seconds=args.hop, tail=args.tail, runner=args.runner,
+                               beam_args=_beam_args(args), overwrite=args.overwrite)
+    except (ZooError, OSError, ValueError) as err:
+        print(f"zoo tag: {err}", file=sys.stderr)
+        return 2
+    return _print_run("tagged", report, args.quiet)
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    if args.runner:
+        return cmd_tag_pipeline(args)
+    if args.out or args.overwrite:
+        print("zoo tag: --out and --overwrite go with --runner (Parquet output); use --json or "
+              "--csv for files tagged in this process", file=sys.stderr)
+        return 2
 
     from zoo.tagging import resolve_model, tag
 
@@ -150,8 +225,59 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_pipeline(args: argparse.Namespace) -> int:
+    """``zoo index SOURCE --out INDEX --runner R [-- BEAM_OPTIONS]``: embed with Beam into
+    INDEX/shards, then build the index from the shards."""
+    _quiet_beam_logging()
+    problem = _beam_unavailable("index")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    _quiet_beam_logging()
+    from zoo.beam import Dataset, run_catalogue
+    from zoo.beam.index import build_index_from_dataset
+    from zoo.search import store
+    from zoo.search.embedding import DEFAULT_MODEL
+
+    out = Path(args.out).expanduser()
+    shards = os.fspath(out / store.SHARDS)
+    try:
+        if out.exists() and not out.is_dir():
+            raise ZooError(f"{out} exists and is not a folder")
+        foreign = store.foreign_entries(out)
+        if foreign:
+            raise ZooError(f"{out} is not an index directory (it holds {', '.join(foreign[:3])}"
+                           "): choose a new or empty --out")
+        model = args.model
+        if model is None:
+            dataset = Dataset(shards)
+            model = (dataset.manifest["model"]["preset"]
+                     if dataset.exists() and not args.overwrite else DEFAULT_MODEL)
+        if args.overwrite:
+            store.remove_index_files(out)
+        report = run_catalogue("embeddings", args.audio_dir, shards, model,
+                               runner=args.runner, beam_args=_beam_args(args),
+                               overwrite=args.overwrite, batch_size=args.batch_size)
+        started = time.perf_counter()
+        index = build_index_from_dataset(shards, out, level=args.level,
+                                         index_type=args.index_type,
+                                         segment_index_type=args.segment_index_type)
+    except (ZooError, OSError, ValueError) as err:
+        print(f"zoo index: {err}", file=sys.stderr)
+        return 2
+    status = _print_run("embedded", report, args.quiet)
+    if not args.quiet:
+        print(f"zoo: indexed {len(index)} files with {index.model.preset} into {index.path} "
+              f"({_describe_index(index)}) in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr)
+    return status
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from zoo.search import SearchError, build_index
+
+    if args.runner:
+        return cmd_index_pipeline(args)
 
     failures: list[tuple[str, str]] = []
 
@@ -273,6 +399,28 @@ def _add_hub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", help="access token (default: HF_TOKEN or `hf auth login`)")
 
 
+def _add_runner_options(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument("--runner", metavar="RUNNER",
+                   help="run as an Apache Beam pipeline on RUNNER (DirectRunner here; "
+                        "DataflowRunner, FlinkRunner, SparkRunner elsewhere); SOURCE may then "
+                        "be a folder, a glob or a text file listing paths or URLs, and "
+                        f"everything after `--` goes to Beam, e.g. `zoo {command} music/ "
+                        "--runner DirectRunner ... -- --direct_num_workers=2 "
+                        "--direct_running_mode=multi_processing` (pip install "
+                        "'zoo-audio[beam]'; see docs/scale.md)")
+
+
+def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``zoo ARGS -- BEAM_OPTIONS``: the part after the first ``--`` goes to Beam, but only
+    when ``--runner`` comes before it (otherwise ``--`` keeps its usual meaning)."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    if any(a == "--runner" or a.startswith("--runner=") for a in argv[:cut]):
+        return argv[:cut], argv[cut + 1:]
+    return argv, []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="Audio model zoo for Keras 3.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--csv", metavar="OUT", help="write the taggrams as CSV, one row per patch")
     p.add_argument("--plot", metavar="PNG", help="write a taggram figure (one per file)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _add_runner_options(p, "tag")
+    p.add_argument("--out", metavar="DIR",
+                   help="with --runner: the output folder of Parquet shards (one row per file)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --runner: start --out again (needed to change the model)")
     p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("presets", help="list the pretrained presets")
@@ -332,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "index: one unit vector per 3 s segment (the model's "
                                    "embedding of each patch) and one per file (their mean). "
                                    "Resumable: a rerun embeds only new or changed files.")
-    p.add_argument("audio_dir", metavar="AUDIO_DIR", help="catalogue folder (searched recursively)")
+    p.add_argument("audio_dir", metavar="AUDIO_DIR",
+                   help="catalogue folder (searched recursively); with --runner also a glob, "
+                        "a list file or a URL (SOURCE)")
     p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
     p.add_argument("--model", default=None, metavar="PRESET",
                    help="preset name or directory (default: the model of the existing index in "
@@ -354,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=32, metavar="N",
                    help="save progress every N files (default: 32)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    _add_runner_options(p, "index")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("similar", help="find the catalogue files most similar to a recording",
@@ -382,7 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    argv, beam_args = split_beam_args(argv)
     args = build_parser().parse_args(argv)
+    args.beam_args = beam_args
     if args.command in ("tag", "export", "finetune", "index", "similar"):
         import_tensorflow_quietly()
     try:
