@@ -53,11 +53,30 @@ class RunReport:
 
 
 def pipeline_options(runner: str | None, beam_args: Sequence[str] = ()) -> PipelineOptions:
-    """Beam options from ``--runner`` and the arguments after ``--`` (those win)."""
+    """Beam options from ``--runner`` and the arguments after ``--`` (those win).
+
+    Options Beam does not know (a typo, or one of a runner that is not installed) are
+    reported on stderr: Beam itself ignores them.
+    """
+    import logging
+    import sys
+
     args = list(beam_args)
     if runner and not any(a == "--runner" or a.startswith("--runner=") for a in args):
         args = [f"--runner={runner}", *args]
-    return PipelineOptions(args)
+    options = PipelineOptions(args)
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)  # its own "Discarding unparseable args" line
+    try:
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
+                         - set(options.get_all_options()))
+    finally:
+        beam_log.setLevel(level)
+    if unknown:
+        print("zoo: Beam does not know the option(s) "
+              f"{', '.join('--' + u for u in unknown)}: they are ignored", file=sys.stderr)
+    return options
 
 
 def _done_keys(dataset: Dataset) -> beam.PTransform:
@@ -90,6 +109,8 @@ def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float, 
 
         raise PresetError(f"model {config.name!r} has no tags: use `zoo index` (embeddings)")
     resolve_source(source)  # fail before starting a pipeline on a source that is not there
+    if "://" not in out and os.path.exists(out) and not os.path.isdir(out):
+        raise DatasetError(f"--out {out} exists and is not a folder")
     dataset = Dataset(out)
     if overwrite and FileSystems.exists(dataset.root):
         if dataset.exists() or FileSystems.exists(join(dataset.root, "runs")):

@@ -132,6 +132,10 @@ class Dataset:
     """
 
     def __init__(self, root: str):
+        if "://" in root:
+            from zoo.beam.sources import check_filesystem
+
+            check_filesystem(root)
         self.root = root.rstrip("/") if "://" in root else root
         self.manifest_path = join(self.root, MANIFEST)
         self._manifest: dict[str, Any] | None = None

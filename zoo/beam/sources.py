@@ -89,6 +89,19 @@ def _join(root: str, relpath: str) -> str:
     return posixpath.join(root, relpath) if _is_remote(root) else os.path.join(root, relpath)
 
 
+def check_filesystem(url: str) -> None:
+    """Raise FileNotFoundError, saying which extra to install, for a URL scheme that Beam
+    cannot open here (e.g. ``gs://`` without ``apache-beam[gcp]``)."""
+    try:
+        FileSystems.get_filesystem(url)
+    except ValueError:
+        scheme = url.split("://", 1)[0]
+        extra = {"gs": "gcp", "s3": "aws", "azfs": "azure"}.get(scheme)
+        hint = f": pip install 'apache-beam[{extra}]'" if extra else ""
+        raise FileNotFoundError(f"{url}: Beam has no file system for {scheme}:// on this "
+                                f"machine{hint}") from None
+
+
 def resolve_source(spec: str) -> Source:
     """What kind of SOURCE ``spec`` is (a folder, a glob, or a list file), and its root.
 
@@ -101,6 +114,8 @@ def resolve_source(spec: str) -> Source:
         FileNotFoundError: ``spec`` matches nothing of the above.
     """
     spec = os.fspath(spec)
+    if _is_remote(spec):
+        check_filesystem(spec)
     if any(c in spec for c in _GLOB_CHARS):
         path = _absolute(spec)
         head = path

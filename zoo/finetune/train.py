@@ -166,31 +166,57 @@ def _fit_distributed(model: keras.Model, strategy: tf.distribute.Strategy,
                      train_ds: tf.data.Dataset, steps: int, valid_ds: tf.data.Dataset,
                      valid_steps: int, epochs: int, weights: dict[int, float] | None,
                      callbacks: list[keras.callbacks.Callback]) -> dict[str, list[float]]:
-    """``model.fit`` on global batches under ``strategy``, with a readable error where Keras
-    cannot split a batch."""
-    import tensorflow as tf
+    """``model.fit`` on global batches under ``strategy``.
 
-    from zoo.finetune.distribute import DistributeError
-
+    Under a strategy, Keras 3 (TensorFlow backend) builds the model's training state
+    (optimizer slots, metrics) from a first batch that it pulls from the distributed dataset
+    and averages across replicas. That opens an extra iterator (a dataset that reshuffles per
+    iterator then starts one pass late), fails when that batch does not split evenly across
+    the replicas, and fails across workers (``MultiWorkerMirroredStrategy``: "Attempt to
+    convert a value (PerReplica...)"). So the state is built here from the dataset's element
+    spec, under the strategy's scope, and fit runs with the strategy taken from that scope
+    (`keras.Model.distribute_strategy` falls back to it), which skips Keras' own build.
+    """
     variables = [getattr(v, "value", v) for v in model.weights]  # Keras -> tf.Variable
     if variables and not strategy.extended.variable_created_in_scope(variables[0]):
         raise ValueError(f"the model {model.name!r} was not built under the strategy's scope "
                          "(build it inside `with strategy.scope():`)")
-    try:
-        with strategy.scope():
+    own_build = hasattr(model, "_symbolic_build") and hasattr(model, "_distribute_strategy")
+    # Across workers Keras 3 also fails to average the step's scalar logs ("Invalid reduction
+    # dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388): give it vectors.
+    multi_worker = getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+    with strategy.scope():
+        if own_build:
+            spec = train_ds.element_spec
+            model._symbolic_build(data_batch=tuple(
+                keras.KerasTensor(tuple(s.shape), s.dtype.name) for s in spec))
+            saved, model._distribute_strategy = model._distribute_strategy, None
+        if multi_worker:
+            model.train_step = _vector_logs(model.train_step)
+            model.test_step = _vector_logs(model.test_step)
+        try:
             history = model.fit(train_ds, validation_data=valid_ds, epochs=epochs,
                                 steps_per_epoch=steps, validation_steps=valid_steps,
                                 shuffle=False, class_weight=weights, callbacks=callbacks,
                                 verbose=0)
-    except tf.errors.InvalidArgumentError as err:
-        if "must have the same size and shape" not in str(err):
-            raise
-        raise DistributeError(
-            f"Keras could not split a first batch evenly across "
-            f"{strategy.num_replicas_in_sync} replicas: a training or validation set smaller "
-            "than one --batch-size batch with a size not divisible by the replicas. Use a "
-            "smaller --batch-size or more data") from None
+        finally:
+            if own_build:
+                model._distribute_strategy = saved
+            if multi_worker:  # back to the class's methods
+                del model.train_step, model.test_step
+                model.train_function = model.test_function = None
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def _vector_logs(step):
+    """``step`` with its logs as shape-(1,) tensors (each worker's value; Keras averages them
+    over the workers)."""
+    import tensorflow as tf
+
+    def vector_step(data):
+        return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+    return vector_step
 
 
 def default_spec_augment(config: PresetConfig) -> dict[str, int]:
