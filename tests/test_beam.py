@@ -254,3 +254,68 @@ def test_cli_index_runner_then_similar(catalogue, tmp_path, capsys):
     result = subprocess.run([sys.executable, "-m", "zoo.cli", "index", str(catalogue), "--out",
                              str(out)], capture_output=True, text=True, timeout=300)
     assert "0 embedded" in result.stderr, result.stderr
+
+
+def _write_table(path: Path, rows: list[dict], schema) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+
+
+def test_index_from_shuffled_shards_with_a_superseded_file(tmp_path):
+    """Segment rows in any order, over several shards and two runs, land file by file."""
+    from zoo.beam.shards import FILE_VECTOR_SCHEMA, LISTING_SCHEMA, SEGMENT_SCHEMA
+    from zoo.search.embedding import model_info
+
+    rng = np.random.default_rng(0)
+    dim, n_files = 16, 300  # > 9,984 segments: enough to train IVF-PQ
+    counts = rng.integers(20, 60, n_files)
+    info = model_info("musicnn_msd")
+    ds = Dataset(str(tmp_path / "shards"))
+    ds.create("embeddings", info.to_dict(), str(tmp_path / "music"), [])
+    truth = {}
+
+    def unit(x):
+        return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+    def run(run_id, names, seed):
+        r = np.random.default_rng(seed)
+        files, segments = [], []
+        for name in names:
+            n = int(counts[int(name[1:])])
+            seg = unit(r.normal(size=(n, dim)))
+            truth[name] = seg
+            files.append({"path": name, "uri": name, "size": 1, "mtime_ns": seed,
+                          "duration": 3.0 * n, "sample_rate": 16000, "channels": 1,
+                          "model": info.name, "weights_sha256": info.weights_sha256,
+                          "hop_seconds": 3.0, "repeat_padded": False, "segments": n,
+                          "vector": unit(seg.mean(0)).tolist()})
+            segments += [{"path": name, "segment": i, "start": 3.0 * i,
+                          "vector": seg[i].tolist()} for i in range(n)]
+        r.shuffle(segments)
+        d = tmp_path / "shards" / "runs" / run_id
+        half = len(segments) // 2
+        _write_table(d / "files-00000-of-00001.parquet", files, FILE_VECTOR_SCHEMA)
+        _write_table(d / "segments-00000-of-00002.parquet", segments[:half], SEGMENT_SCHEMA)
+        _write_table(d / "segments-00001-of-00002.parquet", segments[half:], SEGMENT_SCHEMA)
+        listing = [{"path": f"f{i:03d}", "size": 1, "mtime_ns": 2 if i == 7 else 1}
+                   for i in range(n_files)]
+        _write_table(d / "listing-00000-of-00001.parquet", listing, LISTING_SCHEMA)
+        _write_table(d / "failed-00000-of-00001.parquet", [], pa.schema(
+            [("path", pa.string()), ("reason", pa.string()), ("stage", pa.string())]))
+        ds.commit(run_id, {})
+
+    run("r1", [f"f{i:03d}" for i in range(n_files)], 1)
+    run("r2", ["f007"], 2)  # f007 changed: its second version supersedes the first
+    index = build_index_from_dataset(ds.root, tmp_path / "idx", segment_index_type="ivfpq")
+    assert index.segment_params.type == "ivfpq"
+    assert [f.path for f in index.files] == [f"f{i:03d}" for i in range(n_files)]
+    assert index.files[7].mtime_ns == 2
+    for i, f in enumerate(index.files):
+        rows = index.table.rows(i)
+        np.testing.assert_allclose(index.segments[rows], truth[f.path], atol=1e-6)
+        np.testing.assert_allclose(index.table.starts[rows], 3.0 * np.arange(len(truth[f.path])))
+    # The compressed index finds a file from its own segments (exact re-ranking on top).
+    hits = index.rank_segments(truth["f042"][:5], top=1)
+    assert index.files[hits[0].file].path == "f042"

@@ -103,7 +103,8 @@ def cmd_tag_pipeline(args: argparse.Namespace) -> int:
     try:
         report = run_catalogue("taggrams", args.files[0], args.out, args.model,
                                hop_seconds=args.hop, tail=args.tail, runner=args.runner,
-                               beam_args=_beam_args(args), overwrite=args.overwrite)
+                               beam_args=_beam_args(args), overwrite=args.overwrite,
+                               progress=not args.quiet)
     except (ZooError, OSError, ValueError) as err:
         print(f"zoo tag: {err}", file=sys.stderr)
         return 2
@@ -257,7 +258,8 @@ def cmd_index_pipeline(args: argparse.Namespace) -> int:
             store.remove_index_files(out)
         report = run_catalogue("embeddings", args.audio_dir, shards, model,
                                runner=args.runner, beam_args=_beam_args(args),
-                               overwrite=args.overwrite, batch_size=args.batch_size)
+                               overwrite=args.overwrite, batch_size=args.batch_size,
+                               progress=not args.quiet)
         started = time.perf_counter()
         index = build_index_from_dataset(shards, out, level=args.level,
                                          index_type=args.index_type,

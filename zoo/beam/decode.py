@@ -82,15 +82,17 @@ class DecodePatches(beam.DoFn):
         config: the model's `zoo.presets.PresetConfig` (sample rate, patching).
         hop_seconds: hop between patches (as `zoo.tag`).
         tail: tail policy (as `zoo.tag`).
+        progress: print a progress line (files done, rate, ETA) every 30 s per worker.
 
     ``process`` takes an optional side input ``total``: the number of files to do, for the
     progress lines each worker prints every 30 s.
     """
 
-    def __init__(self, config: Any, hop_seconds: float, tail: str):
+    def __init__(self, config: Any, hop_seconds: float, tail: str, progress: bool = True):
         self.config = config
         self.hop_seconds = float(hop_seconds)
         self.tail = tail
+        self.progress = bool(progress)
 
     def setup(self) -> None:
         from zoo._quiet import import_tensorflow_quietly
@@ -107,13 +109,18 @@ class DecodePatches(beam.DoFn):
 
     def _progress(self, total: int | None) -> None:
         now = time.monotonic()
-        if now - self.reported < PROGRESS_SECONDS:
+        if not self.progress or now - self.reported < PROGRESS_SECONDS:
             return
         self.reported = now
-        rate = (self.decoded + self.failed) / max(now - self.started, 1e-9)
-        of = f" of {total} to do" if total else ""
-        print(f"zoo: worker {os.getpid()}: {self.decoded} files decoded, {self.failed} "
-              f"failed{of} ({rate:.2f} files/s)", file=sys.stderr, flush=True)
+        done = self.decoded + self.failed
+        rate = done / max(now - self.started, 1e-9)
+        of = eta = ""
+        if total:
+            of = f" (all workers: {total} to do)"
+            if total > done and rate > 0:  # this worker's ETA if it did them all
+                eta = f", at most {(total - done) / rate / 60:.0f} min left"
+        print(f"zoo: worker {os.getpid()}: {self.decoded} files done, {self.failed} failed"
+              f"{of}, {rate:.2f} files/s{eta}", file=sys.stderr, flush=True)
 
     def process(self, file: AudioFile, total: int | None = None) -> Iterator[Any]:
         from zoo import audio

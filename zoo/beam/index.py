@@ -143,7 +143,7 @@ def build_index_from_dataset(dataset_root: str, out: str | os.PathLike, *,
         segment_vectors, table = _lay_out_segments(dataset, files, vectors.shape[1], out)
     entries = [FileEntry(f["path"], int(f["size"]), int(f["mtime_ns"])) for f in files]
     model = ModelInfo.from_dict(dataset.manifest["model"])
-    root = resolve_source(dataset.manifest["source"]).root
+    root = dataset.manifest.get("root") or resolve_source(dataset.manifest["source"]).root
     failed = [(relative_to(root, r["path"]), r["reason"])
               for r in dataset.read("failed").to_pylist()]
     return write_index(out, vectors, entries, model, root, index_type=index_type,

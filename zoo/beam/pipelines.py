@@ -108,7 +108,7 @@ def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float, 
         from zoo.errors import PresetError
 
         raise PresetError(f"model {config.name!r} has no tags: use `zoo index` (embeddings)")
-    resolve_source(source)  # fail before starting a pipeline on a source that is not there
+    src = resolve_source(source)  # fail before starting a pipeline on a missing source
     if "://" not in out and os.path.exists(out) and not os.path.isdir(out):
         raise DatasetError(f"--out {out} exists and is not a folder")
     dataset = Dataset(out)
@@ -118,11 +118,15 @@ def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float, 
         dataset = Dataset(out)
     if dataset.exists():
         dataset.check(kind, info.identity(), info.describe())
+        root = dataset.manifest.get("root", src.root)
+        if root != src.root:  # rows are keyed by paths relative to the root
+            raise DatasetError(f"{out} holds files under {root}, not {src.root}: use another "
+                               "--out, or --overwrite to start again")
     else:
         if "://" not in out and os.path.isdir(out) and os.listdir(out):
             raise DatasetError(f"{out} is not empty and holds no zoo dataset: choose a new or "
                                "empty --out")
-        dataset.create(kind, info.to_dict(), source, list(config.tags))
+        dataset.create(kind, info.to_dict(), source, list(config.tags), src.root)
     dataset.remove_uncommitted()
     return info, config, dataset
 
@@ -155,6 +159,7 @@ def run_catalogue(
     beam_args: Sequence[str] = (),
     overwrite: bool = False,
     batch_size: int = 8,
+    progress: bool = True,
 ) -> RunReport:
     """Tag (``kind="taggrams"``) or embed (``"embeddings"``) every audio file of ``source``
     that ``out`` does not hold yet, and commit the run.
@@ -171,6 +176,7 @@ def run_catalogue(
             "--direct_running_mode=multi_processing"]``.
         overwrite: delete ``out`` first (needed to change the model).
         batch_size: smallest batch of patches per model call (Beam adapts up to 4x).
+        progress: each worker prints a progress line every 30 s (files done, rate).
 
     Returns:
         A `RunReport`.
@@ -205,7 +211,7 @@ def run_catalogue(
             | "Spread" >> beam.Reshuffle())
     total = todo | "CountTodo" >> beam.combiners.Count.Globally()
     decoded = (todo
-               | "DecodePatches" >> beam.ParDo(DecodePatches(config, hop_seconds, tail),
+               | "DecodePatches" >> beam.ParDo(DecodePatches(config, hop_seconds, tail, progress),
                                                total=beam.pvalue.AsSingleton(total))
                .with_outputs(FAILED, SUMMARIES, main="patches"))
     predictions, dlq = (decoded.patches

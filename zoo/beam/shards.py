@@ -166,12 +166,22 @@ class Dataset:
     def run_dir(self, run_id: str) -> str:
         return join(self.root, RUNS, run_id)
 
-    def create(self, kind: str, model: dict[str, Any], source: str, tags: list[str]) -> None:
-        """Write the manifest of a new, empty dataset."""
+    def create(self, kind: str, model: dict[str, Any], source: str, tags: list[str],
+               root: str | None = None) -> None:
+        """Write the manifest of a new, empty dataset.
+
+        Args:
+            kind: ``taggrams`` or ``embeddings``.
+            model: the `ModelInfo` dict of the model.
+            source: the SOURCE argument.
+            tags: tag names (taggrams).
+            root: the folder the rows' ``path`` is relative to (default: ``source``).
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown dataset kind {kind!r}")
         self._manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
-                          "model": model, "source": source, "tags": list(tags), "runs": []}
+                          "model": model, "source": source, "root": root or source,
+                          "tags": list(tags), "runs": []}
         FileSystems.mkdirs(self.root) if not FileSystems.exists(self.root) else None
         _write_text(self.manifest_path, json.dumps(self._manifest, indent=1) + "\n")
 
