@@ -175,7 +175,7 @@ def run_catalogue(
         beam_args: more Beam pipeline options, e.g. ``["--direct_num_workers=2",
             "--direct_running_mode=multi_processing"]``.
         overwrite: delete ``out`` first (needed to change the model).
-        batch_size: smallest batch of patches per model call (Beam adapts up to 4x).
+        batch_size: patches per model call.
         progress: each worker prints a progress line every 30 s (files done, rate).
 
     Returns:
@@ -201,7 +201,7 @@ def run_catalogue(
     run_model = RunModel(info.preset, info.name, info.weights_sha256, info.hop_seconds, tail)
     handler = ZooModelHandler(info.preset, include_top=kind == "taggrams",
                               weights_sha256=info.weights_sha256,
-                              min_batch_size=batch_size, max_batch_size=4 * batch_size)
+                              batch_size=batch_size)
     src = resolve_source(source)
     pipeline = beam.Pipeline(options=pipeline_options(runner, beam_args))
     matched = pipeline | "MatchAudio" >> MatchAudio(src)
