@@ -66,6 +66,19 @@ def _beam_args(args: argparse.Namespace) -> list[str]:
     return extra
 
 
+# Start-up lines of Beam's worker processes and of libraries they import, not the user's news.
+_BEAM_NOISE = (b"INFO:", b"WARNING:__main__:", b"WARNING:root:", b"WARNING:apache_beam.",
+               b"WARNING: All log messages before absl", b"I0000 ", b"E0000 ", b"W0000 ")
+
+
+def _run_quietly(fn: Any, *a: Any, **k: Any) -> Any:
+    """Run a pipeline with Beam's and TensorFlow's start-up chatter filtered from stderr."""
+    from zoo._stderr_filter import filtered_stderr
+
+    with filtered_stderr(_BEAM_NOISE):
+        return fn(*a, **k)
+
+
 def _print_run(verb: str, report: Any, quiet: bool) -> int:
     if not quiet:
         extra = f", {report.segments} segments" if report.segments else ""
@@ -101,10 +114,10 @@ def cmd_tag_pipeline(args: argparse.Namespace) -> int:
     from zoo.beam import run_catalogue
 
     try:
-        report = run_catalogue("taggrams", args.files[0], args.out, args.model,
-                               hop_seconds=args.hop, tail=args.tail, runner=args.runner,
-                               beam_args=_beam_args(args), overwrite=args.overwrite,
-                               progress=not args.quiet)
+        report = _run_quietly(run_catalogue, "taggrams", args.files[0], args.out, args.model,
+                              hop_seconds=args.hop, tail=args.tail, runner=args.runner,
+                              beam_args=_beam_args(args), overwrite=args.overwrite,
+                              progress=not args.quiet)
     except (ZooError, OSError, ValueError) as err:
         print(f"zoo tag: {err}", file=sys.stderr)
         return 2
@@ -256,10 +269,10 @@ def cmd_index_pipeline(args: argparse.Namespace) -> int:
                      if dataset.exists() and not args.overwrite else DEFAULT_MODEL)
         if args.overwrite:
             store.remove_index_files(out)
-        report = run_catalogue("embeddings", args.audio_dir, shards, model,
-                               runner=args.runner, beam_args=_beam_args(args),
-                               overwrite=args.overwrite, batch_size=args.batch_size,
-                               progress=not args.quiet)
+        report = _run_quietly(run_catalogue, "embeddings", args.audio_dir, shards, model,
+                              runner=args.runner, beam_args=_beam_args(args),
+                              overwrite=args.overwrite, batch_size=args.batch_size,
+                              progress=not args.quiet)
         started = time.perf_counter()
         index = build_index_from_dataset(shards, out, level=args.level,
                                          index_type=args.index_type,

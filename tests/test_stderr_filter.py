@@ -1,0 +1,20 @@
+"""The CLI's stderr filter: child processes' start-up lines are dropped, the rest forwarded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from zoo._stderr_filter import filtered_stderr
+
+
+def test_lines_of_children_are_filtered_by_prefix(capfd):
+    code = ("import sys; sys.stderr.write('INFO:__main__:Logging handler created.\\n"
+            "zoo: worker 1: 3 files done\\nI0000 00:00 port.cc oneDNN\\nTraceback: kept\\n')")
+    with filtered_stderr([b"INFO:", b"I0000 "]):
+        subprocess.run([sys.executable, "-c", code], check=True)
+        print("zoo: from the parent", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "zoo: worker 1: 3 files done" in err and "Traceback: kept" in err
+    assert "zoo: from the parent" in err
+    assert "INFO:" not in err and "oneDNN" not in err
