@@ -4,6 +4,7 @@ export; a trained LogLearn front-end survives the round trip."""
 import importlib.util
 import json
 
+import keras
 import numpy as np
 import pytest
 from finetune_data import make_esc50, make_gtzan, make_speech_commands, make_tiny_preset, make_us8k
@@ -52,6 +53,13 @@ def test_genre_stage1_and_stage2_round_trip(tmp_path, tiny_preset, capsys):
     features = zoo.extract(str(data / "genres/rock/rock.00004.wav"), model=model)
     assert features["embedding"].shape[1] == 8 and "penultimate" in features.names
     assert zoo.load(out, include_top=False).output_shape == (None, 8)
+    # Keras' own save / load_model keeps it a zoo model: same taggram, from the object or path.
+    model.save(tmp_path / "classifier.keras")
+    again = keras.models.load_model(tmp_path / "classifier.keras")
+    for loaded in (again, tmp_path / "classifier.keras"):
+        np.testing.assert_allclose(zoo.tag(str(data / "genres/rock/rock.00004.wav"),
+                                           model=loaded).probabilities,
+                                   taggram.probabilities, atol=1e-6)
 
     exported = zoo.export(out, tmp_path / "serving")
     assert (exported / "saved_model.pb").is_file()
@@ -107,6 +115,12 @@ def test_speech_commands_melcnn_log_learn_round_trip(tmp_path):
     assert layer.alpha == pytest.approx(np.exp(trained["a"]))
     taggram = zoo.tag(str(data / "yes/spk5_nohash_0.wav"), model=model)
     assert taggram.probabilities.shape == (1, 5) and not taggram.repeat_padded
+    model.save(tmp_path / "kws.keras")  # the trained front-end travels in the .keras file
+    again = keras.models.load_model(tmp_path / "kws.keras")
+    assert float(again.get_layer("compression").a.numpy()) == trained["a"]
+    np.testing.assert_allclose(zoo.tag(str(data / "yes/spk5_nohash_0.wav"),
+                                       model=again).probabilities,
+                               taggram.probabilities, atol=1e-6)
     exported = zoo.export(out, tmp_path / "serving")
     assert (exported / "saved_model.pb").is_file()
 

@@ -8,7 +8,8 @@ import keras
 
 from zoo.hub import HubOptions, resolve_config, resolve_weights
 from zoo.models.musicnn.convert import assign_tf1_weights, read_tf1_checkpoint
-from zoo.models.pipeline import build_backbone, select_outputs, wrap_waveform
+from zoo.models.pipeline import build_backbone
+from zoo.models.zoo_model import ZooModel
 from zoo.presets import PresetConfig
 
 # resolve_config lives in zoo.hub (it needs no TensorFlow, so `zoo fetch` stays light); it is
@@ -48,8 +49,9 @@ def load(
 
     Args:
         preset: a built-in name (see `zoo.presets()`), a directory written by `zoo.save_preset`,
-            or a preset published on a Hub: ``"hf://owner/repo"`` or ``"hf://owner/repo@rev"``
-            (a commit hash makes it reproducible and, once cached, needs no network).
+            a preset published on a Hub: ``"hf://owner/repo"`` or ``"hf://owner/repo@rev"``
+            (a commit hash makes it reproducible and, once cached, needs no network), or a
+            ``.keras`` file saved from a zoo model (``model.save("m.keras")``).
         include_top: output the tag probabilities (True) or the embedding (False).
         features: output a dict of every named feature tap (``timbral``, ``cnn1``, ...,
             ``penultimate``; vgg: ``pool1``..``pool5``; samplecnn: ``stem``, ``block1``..,
@@ -61,7 +63,9 @@ def load(
         token: Hub access token; default ``HF_TOKEN`` or the one saved by ``hf auth login``.
 
     Returns:
-        A Keras model; ``model.zoo_preset`` is its `PresetConfig` (tags, preprocessing, source).
+        A `zoo.models.ZooModel`; ``model.zoo_preset`` is its `PresetConfig` (tags,
+        preprocessing, source). ``model.save("m.keras")`` and ``keras.models.load_model``
+        round-trip it; `zoo.tag` accepts the model or the ``.keras`` path.
 
     Raises:
         PresetError: unknown preset or invalid config. WeightsError: weights unavailable (not
@@ -72,12 +76,57 @@ def load(
         >>> model = zoo.load("musicnn_msd")
         >>> probs = model(np.zeros((1, 48128), "float32"))  # (1, 50)
     """
+    if is_keras_file(preset):
+        return view_of(load_keras_file(preset), include_top, features)
     hub = HubOptions(endpoint=endpoint, token=token)
     config = resolve_config(preset, hub)
     label = None if isinstance(preset, PresetConfig) else os.fspath(preset)
     backbone = load_backbone(config, checkpoint, hub, label)
-    model = wrap_waveform(config, select_outputs(backbone, config, include_top, features),
-                          name=config.name)
-    model.zoo_preset = config
-    model.zoo_backbone = backbone
+    return ZooModel(config, include_top, features, backbone=backbone)
+
+
+def is_keras_file(preset: object) -> bool:
+    """Whether ``preset`` names a ``.keras`` file (a saved model, not a preset)."""
+    if not isinstance(preset, (str, os.PathLike)):
+        return False
+    text = os.fspath(preset)
+    return text.endswith(".keras") and not text.startswith("hf://")
+
+
+def load_keras_file(path: str | os.PathLike) -> ZooModel:
+    """A `ZooModel` saved with ``model.save(...)``, loaded with Keras' ``safe_mode`` on.
+
+    Raises:
+        PresetError: no such file, not a Keras archive, or a Keras model that is not a zoo
+            model (it does not carry the preprocessing that tagging needs).
+    """
+    from zoo.errors import PresetError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise PresetError(f"{path}: no such .keras file")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - Keras raises many kinds for a bad archive
+        raise PresetError(f"{path}: cannot load it as a Keras model ({err})") from err
+    if not isinstance(model, ZooModel):
+        raise PresetError(f"{path} holds a {type(model).__name__}, not a zoo model: save a "
+                          "model from zoo.load() (or a ZooModel) to use it with zoo.tag")
     return model
+
+
+def view_of(model: ZooModel, include_top: bool = True, features: bool = False) -> ZooModel:
+    """``model`` with other outputs (tags, embedding or features), sharing its variables.
+
+    Raises:
+        PresetError: tags asked of a model saved without its tag layer.
+    """
+    from zoo.errors import PresetError
+
+    if (model.include_top, model.features) == (include_top, features):
+        return model
+    if include_top and not model.include_top:
+        raise PresetError(f"model {model.name!r} was saved without its tag layer "
+                          "(include_top=False): it has embeddings, not tags")
+    return ZooModel(model.zoo_preset, include_top, features, backbone=model.zoo_backbone,
+                    name=model.name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -98,6 +99,12 @@ def wrap_waveform(config: PresetConfig, logmel_model: keras.Model, name: str) ->
     Raises:
         PresetError: a waveform backbone whose input length is not the preset's patch.
     """
+    inputs, outputs = waveform_graph(config, logmel_model)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def waveform_graph(config: PresetConfig, logmel_model: keras.Model) -> tuple[Any, Any]:
+    """``(waveform input, outputs)`` tensors of `wrap_waveform`'s graph (for `ZooModel`)."""
     prep = config.preprocessing
     waveform = keras.Input((prep.patch_samples,), name="waveform")
     x = waveform
@@ -110,7 +117,7 @@ def wrap_waveform(config: PresetConfig, logmel_model: keras.Model, name: str) ->
         x = layer(x)
     if prep.compression_weights and frontend:  # trained values (the layer is built by now)
         set_compression_weights(frontend[-1], prep.compression_weights)
-    return keras.Model(waveform, logmel_model(x), name=name)
+    return waveform, logmel_model(x)
 
 
 def select_outputs(backbone: keras.Model, config: PresetConfig, include_top: bool = True,
