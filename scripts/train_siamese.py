@@ -253,7 +253,7 @@ def check_published(data: Path, table: ClipTable, result) -> float:
     one clip (they must agree: same encoder, same head)."""
     import zoo
 
-    zoo.tagging._LOADED.clear()
+    zoo.loading._LOADED.clear()
     path = str(data / table.paths[0])
     feats = zoo.extract(path, model=PRESET, hop_seconds=3.0)
     head = np.asarray(result.model.predict(feats[ENCODER_FEATURE], verbose=0))

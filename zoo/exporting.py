@@ -67,19 +67,17 @@ DEFAULT_MAX_PATCHES_PER_CALL = 16
 
 
 def _resolve_model(model_or_preset: Any) -> keras.Model:
-    """A waveform-in model carrying ``zoo_preset`` and ``zoo_backbone``."""
-    if isinstance(model_or_preset, keras.Model):
-        if getattr(model_or_preset, "zoo_preset", None) is None or \
-                getattr(model_or_preset, "zoo_backbone", None) is None:
-            raise TypeError("export needs a model from zoo.load() (it carries its preprocessing "
-                            "and backbone), a preset name or a preset directory")
-        return model_or_preset
-    if isinstance(model_or_preset, (str, os.PathLike, PresetConfig)):
-        from zoo.loading import load
+    """A waveform-in tagger carrying ``zoo_preset`` and ``zoo_backbone`` (`zoo.loading.resolve`)."""
+    from zoo.loading import resolve
 
-        return load(model_or_preset, include_top=True)
-    raise TypeError(f"cannot export {type(model_or_preset).__name__}: pass a preset name, a "
-                    "preset directory or a model from zoo.load()")
+    if not isinstance(model_or_preset, (keras.Model, str, os.PathLike, PresetConfig)):
+        raise TypeError(f"cannot export {type(model_or_preset).__name__}: pass a preset name, "
+                        "a preset directory, a .keras file or a model from zoo.load()")
+    model = resolve(model_or_preset, include_top=True)
+    if getattr(model, "zoo_backbone", None) is None:
+        raise TypeError("export needs a model from zoo.load() (it carries its preprocessing "
+                        "and backbone), a preset name or a preset directory")
+    return model
 
 
 def build_patch_model(model: keras.Model) -> keras.Model:

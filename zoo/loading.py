@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import weakref
+from typing import Any
 
 import keras
 
@@ -14,7 +16,12 @@ from zoo.presets import PresetConfig
 
 # resolve_config lives in zoo.hub (it needs no TensorFlow, so `zoo fetch` stays light); it is
 # re-exported here, where it always was.
-__all__ = ["load", "load_backbone", "resolve_config"]
+__all__ = ["load", "load_backbone", "resolve", "resolve_config"]
+
+# Models by (what was asked for, outputs): presets are built once per process.
+_LOADED: dict[tuple[str, bool, bool], keras.Model] = {}
+# Views of models the caller passed in, by model (and outputs), so compiled functions are reused.
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def load_backbone(config: PresetConfig, checkpoint: str | os.PathLike | None = None,
@@ -130,3 +137,57 @@ def view_of(model: ZooModel, include_top: bool = True, features: bool = False) -
                           "(include_top=False): it has embeddings, not tags")
     return ZooModel(model.zoo_preset, include_top, features, backbone=model.zoo_backbone,
                     name=model.name)
+
+
+def resolve(model: Any, *, include_top: bool = True, features: bool = False) -> keras.Model:
+    """The one way zoo turns "a model" into a waveform-in model with the outputs asked for.
+
+    Accepts a model from `zoo.load` (or `keras.models.load_model` of one), a preset name, a
+    preset directory, an ``hf://`` address, a ``.keras`` file or a `PresetConfig`. Presets and
+    files are loaded once per process; views of a given model (other outputs, same variables)
+    are made once per model.
+
+    Args:
+        model: see above.
+        include_top: tags (True) or the embedding (False). A model passed in keeps its own
+            outputs unless ``features`` is asked for.
+        features: a dict of every named feature (with ``tags`` if the model has them).
+
+    Raises:
+        TypeError: a Keras model that does not come from zoo (no preset).
+        PresetError, WeightsError: as `load`.
+    """
+    if isinstance(model, keras.Model):
+        return _view_of_given(model, features)
+    if isinstance(model, PresetConfig):
+        return load(model, include_top=include_top, features=features)
+    key = (os.fspath(model), bool(include_top), bool(features))
+    if key not in _LOADED:
+        if is_keras_file(model):  # features of an embedding model saved without its tags
+            saved = load_keras_file(model)
+            _LOADED[key] = view_of(saved, (include_top and not features) or
+                                   (features and saved.include_top), features)
+        else:
+            _LOADED[key] = load(model, include_top=include_top, features=features)
+    return _LOADED[key]
+
+
+def _view_of_given(model: keras.Model, features: bool) -> keras.Model:
+    from zoo.models.pipeline import select_outputs, wrap_waveform
+
+    config = getattr(model, "zoo_preset", None)
+    if config is None:
+        raise TypeError("pass a model from zoo.load() (it carries its preprocessing), a "
+                        "preset name, a preset directory or a .keras file saved from one")
+    if not features:
+        return model
+    views = _VIEWS.setdefault(model, {})
+    if "features" not in views:
+        if isinstance(model, ZooModel):
+            views["features"] = view_of(model, model.include_top, features=True)
+        else:  # a model assembled by hand with zoo_preset / zoo_backbone attributes
+            view = select_outputs(model.zoo_backbone, config, include_top=True, features=True)
+            wrapped = wrap_waveform(config, view, name=config.name)
+            wrapped.zoo_preset, wrapped.zoo_backbone = config, model.zoo_backbone
+            views["features"] = wrapped
+    return views["features"]

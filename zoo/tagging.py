@@ -21,10 +21,9 @@ import tensorflow as tf
 
 from zoo import audio
 from zoo.errors import AudioError, PresetError
-from zoo.loading import is_keras_file, load, load_keras_file, view_of
-from zoo.models.pipeline import inference_model, select_outputs, wrap_waveform
+from zoo.loading import resolve
+from zoo.models.pipeline import inference_model
 from zoo.models.registry import get_architecture
-from zoo.models.zoo_model import ZooModel
 from zoo.patching import PatchGrid, iter_patches
 from zoo.presets import PresetConfig
 
@@ -121,7 +120,6 @@ class Features:
 
 # One compiled function per model object, so repeated calls never retrace or rebuild.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LOADED: dict[tuple, keras.Model] = {}
 
 
 def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], Any]:
@@ -138,33 +136,10 @@ def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], Any]:
     return fn
 
 
-def _cached_load(preset: str | os.PathLike, features: bool) -> keras.Model:
-    key = (os.fspath(preset), features)
-    if key not in _LOADED:
-        if is_keras_file(preset):  # features of an embedding model saved without its tags
-            saved = load_keras_file(preset)
-            _LOADED[key] = view_of(saved, saved.include_top or not features, features)
-        else:
-            _LOADED[key] = load(preset, include_top=True, features=features)
-    return _LOADED[key]
-
-
 def resolve_model(model: Any, features: bool = False) -> keras.Model:
-    """A waveform-in model with ``zoo_preset`` from a preset name, a directory or a model."""
-    if isinstance(model, keras.Model):
-        config = getattr(model, "zoo_preset", None)
-        if config is None:
-            raise TypeError("pass a model from zoo.load() (it carries its preprocessing), a "
-                            "preset name, a preset directory or a .keras file saved from one")
-        if features:
-            if isinstance(model, ZooModel):
-                return view_of(model, include_top=model.include_top, features=True)
-            view = select_outputs(model.zoo_backbone, config, include_top=True, features=True)
-            wrapped = wrap_waveform(config, view, name=config.name)
-            wrapped.zoo_preset, wrapped.zoo_backbone = config, model.zoo_backbone
-            return wrapped
-        return model
-    return _cached_load(model, features)
+    """A waveform-in model with ``zoo_preset`` from a preset name, a directory, a ``.keras``
+    file or a model (`zoo.loading.resolve`, with the tags unless ``features``)."""
+    return resolve(model, include_top=True, features=features)
 
 
 def patch_grid(prep, hop_seconds: float, tail: str = "end") -> PatchGrid:

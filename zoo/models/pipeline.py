@@ -195,18 +195,3 @@ def inference_model(model: keras.Model) -> keras.Model:
                        name=f"{model.name}_inference")
     twin.zoo_preset, twin.zoo_backbone = config, backbone
     return twin
-
-
-def build_model(config: PresetConfig, weights_path: str | os.PathLike | None = None,
-                include_top: bool = True, features: bool = False) -> keras.Model:
-    """Waveform-in model of a preset.
-
-    Args:
-        config: the preset.
-        weights_path: a ``.weights.h5`` of the log-mel backbone, or None for random weights.
-        include_top: output the tag probabilities (True) or the embedding (False).
-        features: output a dict of every named feature tap (plus ``"tags"`` if include_top).
-    """
-    backbone = build_backbone(config, weights_path)
-    return wrap_waveform(config, select_outputs(backbone, config, include_top, features),
-                         name=config.name)

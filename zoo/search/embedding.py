@@ -28,9 +28,6 @@ packages no model was trained on (docs/search.md)."""
 DEFAULT_HOP_SECONDS = 3.0
 DEFAULT_TAIL = "end"
 
-# Embedding models by (preset, weights sha256), so repeated queries do not rebuild the model.
-_MODELS: dict[tuple[str, str | None], Any] = {}
-
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -159,12 +156,9 @@ class TrackEmbedder:
     def model(self) -> Any:
         """The Keras model (waveform patch -> embedding), loaded on first use."""
         if self._model is None:
-            key = (self.info.preset, self.info.weights_sha256)
-            if key not in _MODELS:
-                from zoo.loading import load
+            from zoo.loading import resolve
 
-                _MODELS[key] = load(self.info.preset, include_top=False)
-            self._model = _MODELS[key]
+            self._model = resolve(self.info.preset, include_top=False)  # once per process
         return self._model
 
     @property
