@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from zoo.hub_download import file_sha256
 from zoo.search import ann, segments, store
 from zoo.search._faiss import require_faiss
 from zoo.search.ann import AnnParams
@@ -71,12 +71,8 @@ class Explained:
 
 
 def file_digest(path: Path) -> tuple[int, str]:
-    """``(size, sha256 hex)`` of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return path.stat().st_size, digest.hexdigest()
+    """``(size, sha256 hex)`` of a file (the one sha256 reader: `zoo.hub_download.file_sha256`)."""
+    return path.stat().st_size, file_sha256(path)
 
 
 class CatalogueIndex:
