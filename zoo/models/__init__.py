@@ -1,5 +1,14 @@
-"""Model families. Each registers how to build its backbone and which layers are its features."""
+"""Model families. Each family's package registers how to build its backbone and which layers
+are its features (`zoo.models.registry.register`); importing `zoo.models` registers them all,
+in this order."""
 
-from zoo.models.registry import ARCHITECTURES, Architecture, get_architecture
+from zoo.models import (
+    classifier,  # noqa: F401
+    melcnn,  # noqa: F401
+    musicnn,  # noqa: F401 - registers musicnn, vgg
+    samplecnn,  # noqa: F401
+    siamese,  # noqa: F401
+)
+from zoo.models.registry import ARCHITECTURES, Architecture, get_architecture, register
 
-__all__ = ["ARCHITECTURES", "Architecture", "get_architecture"]
+__all__ = ["ARCHITECTURES", "Architecture", "get_architecture", "register"]

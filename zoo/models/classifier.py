@@ -13,6 +13,9 @@ from typing import Any
 import keras
 from keras import layers
 
+from zoo.models.musicnn.inference import musicnn_inference_view
+from zoo.models.registry import Architecture, get_architecture, register
+
 HEAD_OUTPUT = "head_tags"
 
 
@@ -59,9 +62,6 @@ def build_head(input_dim: int, n_tags: int, head_units: Sequence[int] = (), drop
 
 
 def _backbone_parts(backbone: dict[str, Any]):
-    # Imported here: the registry imports this module.
-    from zoo.models.registry import get_architecture
-
     arch = get_architecture(backbone["architecture"])
     return arch, dict(backbone.get("config", {}))
 
@@ -133,3 +133,11 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> list[str]:
         other.set_weights(layer.get_weights())
         copied.append(layer.name)
     return copied
+
+
+# Features are resolved from the backbone named in the config. The flat graph keeps the
+# encoder's layers under the encoder's names, so a musicnn encoder's inference graph applies
+# to the whole model (any other encoder: ValueError, and callers use the plain graph).
+register("classifier", Architecture(build_classifier, {}, "embedding",
+                                    resolve=classifier_features,
+                                    inference=musicnn_inference_view))

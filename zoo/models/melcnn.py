@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from zoo.models.registry import Architecture, register
+
 MELCNN_FEATURES = {"block1": "block1_pool", "block2": "block2_pool", "block3": "block3_pool",
                    "block4": "block4_pool", "pooled": "global_pool", "embedding": "embedding"}
 
@@ -61,3 +63,6 @@ def build_melcnn(n_mels: int = 40, n_frames: int | None = 101, n_tags: int = 12,
     x = layers.Dropout(dropout, name="dropout")(x)
     tags = layers.Dense(n_tags, activation=activation, name="tags")(x)
     return keras.Model(logmel, tags, name=name)
+
+
+register("melcnn", Architecture(build_melcnn, MELCNN_FEATURES, "embedding"))

@@ -1,5 +1,10 @@
 """Architecture registry: name -> builder of a backbone (log-mel input, or the waveform patch for
-a preset with a waveform front-end), its feature taps, its embedding."""
+a preset with a waveform front-end), its feature taps, its embedding.
+
+The registry imports no family: each family package calls `register` (so a family may look
+others up, e.g. the classifier its encoder's, without an import cycle), and `zoo.models`
+imports every shipped family.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,6 @@ from dataclasses import dataclass
 import keras
 
 from zoo.errors import PresetError
-from zoo.models.classifier import build_classifier, classifier_features
-from zoo.models.melcnn import MELCNN_FEATURES, build_melcnn
-from zoo.models.musicnn.inference import musicnn_inference_view
-from zoo.models.musicnn.musicnn import MUSICNN_FEATURES, build_musicnn
-from zoo.models.musicnn.vgg import VGG_FEATURES, build_vgg
-from zoo.models.samplecnn import SAMPLECNN_FEATURES, build_samplecnn, samplecnn_taps
-from zoo.models.siamese.model import PROJECTION, build_siamese, siamese_features
 
 
 @dataclass(frozen=True)
@@ -47,28 +45,22 @@ class Architecture:
         return self.features, self.embedding
 
 
-def _encoder_inference(model: keras.Model, outputs: Mapping[str, str] | str) -> keras.Model:
-    """``classifier`` / ``siamese``: their flat graph keeps the encoder's layers under the
-    encoder's names, so a musicnn encoder's inference graph applies to the whole model (any
-    other encoder: ValueError, and callers fall back to the plain graph)."""
-    return musicnn_inference_view(model, outputs)
+ARCHITECTURES: dict[str, Architecture] = {}
+"""Every registered family by name; each family's package registers itself (`register`) when
+`zoo.models` is imported."""
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "musicnn": Architecture(build_musicnn, MUSICNN_FEATURES, "penultimate",
-                            inference=musicnn_inference_view),
-    "vgg": Architecture(build_vgg, VGG_FEATURES, "pool5"),
-    "melcnn": Architecture(build_melcnn, MELCNN_FEATURES, "embedding"),
-    # Features are resolved from the backbone named in the config.
-    "classifier": Architecture(build_classifier, {}, "embedding", resolve=classifier_features,
-                               inference=_encoder_inference),
-    # Encoder taps (from the config) plus the unit-length "projection", its embedding.
-    "siamese": Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features,
-                            inference=_encoder_inference),
-    # Raw waveform in (preprocessing.frontend "waveform"); the taps depend on the depth.
-    "samplecnn": Architecture(build_samplecnn, SAMPLECNN_FEATURES, "embedding",
-                              resolve=samplecnn_taps),
-}
+def register(name: str, architecture: Architecture) -> Architecture:
+    """Make a family known to presets (``"architecture": name``).
+
+    Raises:
+        ValueError: ``name`` is registered already with another architecture.
+    """
+    known = ARCHITECTURES.get(name)
+    if known is not None and known != architecture:
+        raise ValueError(f"architecture {name!r} is registered already")
+    ARCHITECTURES[name] = architecture
+    return architecture
 
 
 def get_architecture(name: str) -> Architecture:

@@ -18,6 +18,10 @@ from typing import Any
 import keras
 from keras import layers
 
+from zoo.errors import PresetError
+from zoo.models.musicnn.inference import musicnn_inference_view
+from zoo.models.registry import Architecture, get_architecture, register
+
 PROJECTION = "projection"
 DEFAULT_ENCODER = {"architecture": "musicnn", "config": {"n_mels": 96, "n_frames": 187},
                    "feature": "penultimate"}
@@ -94,10 +98,6 @@ def build_projection_head(input_dim: int, projection_units: Sequence[int] = (256
 
 
 def _encoder_parts(encoder: dict[str, Any]):
-    # Imported here: the registry imports this module.
-    from zoo.errors import PresetError
-    from zoo.models.registry import get_architecture
-
     arch = get_architecture(encoder["architecture"])
     config = dict(encoder.get("config", {}))
     feature = encoder.get("feature") or arch.embedding
@@ -153,3 +153,9 @@ def siamese_features(config: dict[str, Any]) -> tuple[dict[str, str], str]:
     _, _, features, _ = _encoder_parts(config.get("encoder") or DEFAULT_ENCODER)
     features[PROJECTION] = PROJECTION
     return features, PROJECTION
+
+
+# Encoder taps (from the config) plus the unit-length "projection", its embedding; the
+# encoder's inference graph applies as for the classifier.
+register("siamese", Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features,
+                                 inference=musicnn_inference_view))
