@@ -84,3 +84,24 @@ def test_a_foreign_or_missing_keras_file_is_refused(tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     with pytest.raises(PresetError, match="cannot load"):
         zoo.load(tmp_path / "junk.keras")
+
+
+def test_transfer_learning_in_plain_keras_trains_saves_and_reloads_without_warnings(tmp_path):
+    import warnings
+
+    embedder = zoo.load("musicnn_msd", include_top=False)
+    x = _batch(embedder)
+    x = np.concatenate([x, -x])
+    inputs = keras.Input(embedder.input_shape[1:])
+    classifier = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(
+        embedder(inputs)))
+    classifier.compile("adam", "sparse_categorical_crossentropy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier.fit(x, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+        classifier.save(tmp_path / "clf.keras")
+        again = keras.models.load_model(tmp_path / "clf.keras")
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "Gradients do not exist" in m or "optimizer" in m], messages
+    np.testing.assert_allclose(np.asarray(again(x)), np.asarray(classifier(x)), atol=1e-6)
+    assert any(isinstance(layer, ZooModel) for layer in again.layers)
