@@ -136,19 +136,24 @@ def _storage(cache: Path, repo_id: str) -> Path:
     return cache / repo_folder_name(repo_id=repo_id, repo_type="model")
 
 
-def _cached(storage: Path, revision: str, filename: str) -> tuple[Path | None, str | None]:
-    """(file, commit) of ``revision`` in huggingface_hub's cache layout, if it is there:
-    ``refs/<branch>`` holds a commit, ``snapshots/<commit>/<file>`` links to ``blobs/<etag>``."""
-    commit: str | None = revision if COMMIT_RE.fullmatch(revision) else None
-    if commit is None:
-        ref = storage / "refs" / revision
-        if ref.is_file():
-            text = ref.read_text(encoding="utf-8").strip()
-            commit = text if COMMIT_RE.fullmatch(text) else None
-    if commit is None:
+def _cached(storage: Path, repo_id: str, revision: str, filename: str
+            ) -> tuple[Path | None, str | None]:
+    """(file, commit) of ``revision`` in huggingface_hub's cache, if the file is there
+    (`huggingface_hub.try_to_load_from_cache` resolves branches through ``refs/``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=storage.parent,
+                                   revision=revision)
+    if not isinstance(found, str):  # None, or the "known not to exist" marker
         return None, None
-    path = storage / "snapshots" / commit / filename
-    return (path if path.is_file() else None), commit
+    path = Path(found)
+    try:
+        commit = path.relative_to(storage / "snapshots").parts[0]
+    except ValueError:
+        return None, None
+    if not COMMIT_RE.fullmatch(commit) or not path.is_file():
+        return None, None
+    return path, commit
 
 
 def _write_ref(storage: Path, revision: str, commit: str) -> None:
@@ -284,7 +289,7 @@ def resolve_file(repo_id: str, filename: str, revision: str, *, sha256: str | No
     """
     cache = opts.resolved_cache_dir()
     storage = _storage(cache, repo_id)
-    cached, cached_commit = _cached(storage, revision, filename)
+    cached, cached_commit = _cached(storage, repo_id, revision, filename)
     if cached is not None and cached_commit == revision:
         # A commit never changes: a cached file pinned to one needs no network at all.
         return _verified(cached, sha256, label, storage), revision
@@ -307,7 +312,7 @@ def resolve_file(repo_id: str, filename: str, revision: str, *, sha256: str | No
             f"the Hugging Face cache ({cache}) and {opts.display_endpoint()} cannot be reached "
             f"({err}; timeout {opts.resolved_timeout():g} s, {TIMEOUT_ENV}). "
             + _prefetch_hint(label, repo_id, filename, revision)) from None
-    path, _ = _cached(storage, commit, filename)
+    path, _ = _cached(storage, repo_id, commit, filename)
     if path is None:
         path = _fetch(repo_id, filename, commit, opts, cache, label)
     path = _verified(path, sha256, label, storage)
