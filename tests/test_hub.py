@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 # Before huggingface_hub is imported (it reads settings at import) and creates its HTTP client
 # (a proxy configured on the machine must not intercept 127.0.0.1).
@@ -283,7 +284,11 @@ def test_docs_have_a_current_card_per_preset():
 def test_hub_card_metadata_for_any_licence():
     config = dataclasses.replace(get_preset("vgg_mtt"), license='Acme "internal" v2')
     card = model_card(config, load_as="hf://acme/tagger")
-    assert card.startswith('---\nlicense: other\nlicense_name: "Acme \\"internal\\" v2"\n')
+    assert card.startswith("---\n")
+    meta = yaml.safe_load(card.split("---\n")[1])  # what the Hub reads
+    assert meta["license"] == "other" and meta["license_name"] == 'Acme "internal" v2'
+    assert meta["library_name"] == "zoo" and meta["pipeline_tag"] == "audio-classification"
+    assert meta["tags"] == ["audio", "music-tagging", "keras", "vgg"]
     assert 'zoo.load("hf://acme/tagger")' in card and "## Differences" not in card
 
 
@@ -339,7 +344,7 @@ def test_save_push_and_load_round_trip(hub, tmp_path, monkeypatch):
     files = hub.commits["me/vgg-tuned"][pub.revision]
     assert set(files) == {"config.json", "model.weights.h5", "README.md", "LICENSE.musicnn"}
     card = files["README.md"].decode()
-    assert card.startswith("---\nlicense: isc\n") and 'zoo.load("hf://me/vgg-tuned")' in card
+    assert yaml.safe_load(card.split("---\n")[1])["license"] == "isc" and 'zoo.load("hf://me/vgg-tuned")' in card
 
     loaded = zoo.load(pub.uri, endpoint=hub.url)
     np.testing.assert_array_equal(np.asarray(loaded(x)), expected)

@@ -59,25 +59,26 @@ _HUB_LICENSES = {
 
 
 def _front_matter(config: PresetConfig) -> list[str]:
-    """YAML metadata the Hub reads from a README (licence, library, search tags)."""
-    lines = ["---"]
+    """YAML metadata the Hub reads from a README (licence, library, search tags), written by
+    `huggingface_hub.ModelCardData`."""
+    from huggingface_hub import ModelCardData
+
     license_id = config.license.strip().lower()
+    extra = {}
     if license_id in _HUB_LICENSES:
-        lines.append(f"license: {license_id}")
+        license_field = license_id
     elif license_id:
-        lines += ["license: other", f"license_name: {_yaml_str(config.license)}"]
+        license_field, extra = "other", {"license_name": config.license}
+    else:
+        license_field = None
     task = ("music-tagging" if config.architecture in ("musicnn", "vgg", "samplecnn")
             else "classification")
     pipeline = "audio-classification"
     if not config.tags:  # an embedding model (siamese)
         task, pipeline = "similarity", "feature-extraction"
-    lines += ["library_name: zoo", f"pipeline_tag: {pipeline}", "tags:",
-              "- audio", f"- {task}", "- keras", f"- {config.architecture}", "---", ""]
-    return lines
-
-
-def _yaml_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    data = ModelCardData(license=license_field, library_name="zoo", pipeline_tag=pipeline,
+                         tags=["audio", task, "keras", config.architecture], **extra)
+    return ["---", *data.to_yaml().splitlines(), "---", ""]
 
 
 def _source_lines(config: PresetConfig, builtin: bool) -> list[str]:
