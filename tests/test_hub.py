@@ -344,7 +344,8 @@ def test_save_push_and_load_round_trip(hub, tmp_path, monkeypatch):
     files = hub.commits["me/vgg-tuned"][pub.revision]
     assert set(files) == {"config.json", "model.weights.h5", "README.md", "LICENSE.musicnn"}
     card = files["README.md"].decode()
-    assert yaml.safe_load(card.split("---\n")[1])["license"] == "isc" and 'zoo.load("hf://me/vgg-tuned")' in card
+    assert yaml.safe_load(card.split("---\n")[1])["license"] == "isc"
+    assert 'zoo.load("hf://me/vgg-tuned")' in card
 
     loaded = zoo.load(pub.uri, endpoint=hub.url)
     np.testing.assert_array_equal(np.asarray(loaded(x)), expected)
