@@ -81,8 +81,8 @@ def measure(args: argparse.Namespace, export_dir: Path) -> dict[str, dict[str, f
     import tensorflow as tf
 
     import zoo
-    from zoo.exporting import build_patch_model
-    from zoo.tagging import compiled_inference
+    from zoo.inference.tagging import compiled_inference
+    from zoo.serving.export import build_patch_model
 
     signal, sr = sf.read(CLIP, dtype="float32")
     clip = signal[: int(CLIP_SECONDS * sr)]
@@ -147,7 +147,7 @@ def main() -> int:
     # Must happen before TensorFlow runs its first op.
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    from zoo.exporting import export
+    from zoo.serving.export import export
 
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         export_dir = args.export_dir or export(args.preset, tmp)

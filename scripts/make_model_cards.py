@@ -1,7 +1,7 @@
 """Write docs/models/<preset>.md for every shipped preset, from its config (the single source).
 
-The card text comes from `zoo.cards.model_card`, which also writes the README.md of presets saved
-with `zoo.save_preset` and published with scripts/push_to_hub.py.
+The card text comes from `zoo.hub.cards.model_card`, which also writes the README.md of
+presets saved with `zoo.save_preset` and published with scripts/push_to_hub.py.
 
 Usage: python scripts/make_model_cards.py [--out docs/models]
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.cards import model_card
+from zoo.hub.cards import model_card
 from zoo.presets import get_preset, presets
 
 

@@ -175,8 +175,8 @@ def publish(result, head_config, metrics: dict, baseline: dict, table: ClipTable
 
     import zoo
     from zoo.hub import file_sha256
-    from zoo.loading import load_backbone
     from zoo.models.classifier import copy_weights_by_name
+    from zoo.models.loading import load_backbone
     from zoo.models.pipeline import build_backbone
     from zoo.models.siamese.training import head_architecture_config
     from zoo.presets import PresetConfig, WeightsRef
@@ -253,7 +253,7 @@ def check_published(data: Path, table: ClipTable, result) -> float:
     one clip (they must agree: same encoder, same head)."""
     import zoo
 
-    zoo.loading._LOADED.clear()
+    zoo.models.loading._LOADED.clear()
     path = str(data / table.paths[0])
     feats = zoo.extract(path, model=PRESET, hop_seconds=3.0)
     head = np.asarray(result.model.predict(feats[ENCODER_FEATURE], verbose=0))

@@ -25,8 +25,8 @@ Evaluation protocol (one fold's held-out packages; the final test uses the same)
 * per track the catalogue entry is seconds [0, 30); the query is a 10 s excerpt starting at a
   seeded uniform position in [35, duration - 10] s: cut, seeded and degraded exactly as
   scripts/eval_similarity.py does (`zoo.search.evaluation`, `protocol_excerpts`);
-* 3 s musicnn patches (zoo's patching, `zoo.tagging.run_model`, tail "end"): hop 3 s for the
-  catalogue, hop 1 s for the query (hop 3 s reported too);
+* 3 s musicnn patches (zoo's patching, `zoo.inference.tagging.run_model`, tail "end"):
+  hop 3 s for the catalogue, hop 1 s for the query (hop 3 s reported too);
 * queries clean and degraded (gain -6 dB; white noise at 30 dB SNR; MP3 at 32 kbps), the
   degradation applied to the 10 s excerpt;
 * FILE level: cosine of the L2-normalised mean of the raw patch vectors (as ``zoo index``);
@@ -194,8 +194,8 @@ class Encoder:
     def excerpt_windows(self, x: np.ndarray, hop: float) -> tuple[np.ndarray, np.ndarray]:
         """The patches `zoo.extract(x, hop_seconds=hop)` feeds the model (zoo's patch grid,
         reflect-padded edges, tail "end"): ``(windows (n, patch), start times (n,) s)``."""
-        from zoo.patching import iter_patches
-        from zoo.tagging import patch_grid
+        from zoo.inference.patching import iter_patches
+        from zoo.inference.tagging import patch_grid
 
         prep = self.config.preprocessing
         grid = patch_grid(prep, hop, "end")
@@ -924,10 +924,10 @@ def write_preset(model, config: HeadConfig, tracks, chosen, baseline, directory:
     import shutil
 
     import zoo
-    from zoo.cards import model_card
     from zoo.hub import CONFIG_FILE, file_sha256
-    from zoo.loading import load_backbone
+    from zoo.hub.cards import model_card
     from zoo.models.classifier import copy_weights_by_name
+    from zoo.models.loading import load_backbone
     from zoo.models.pipeline import build_backbone
     from zoo.presets import WeightsRef, shipped_dir
 

@@ -84,7 +84,7 @@ def run_end_to_end(strategies: dict[str, tf.distribute.Strategy]) -> dict[str, d
 
     from zoo.finetune.runner import FinetuneOptions, _classifier_config
     from zoo.finetune.train import freeze_batch_norm, train_end_to_end, training_model
-    from zoo.loading import load
+    from zoo.models.loading import load
     from zoo.models.pipeline import build_backbone
 
     with tempfile.TemporaryDirectory() as tmp:

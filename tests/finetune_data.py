@@ -105,9 +105,9 @@ def make_speech_commands(root: Path, words=("yes", "no", "up", "cat", "dog"),
 def make_tiny_preset(directory: Path, architecture: str = "musicnn") -> Path:
     """A random-weight musicnn (or vgg) preset small enough to train in a test (0.5-s
     patches)."""
+    from zoo.hub.saving import save_preset
     from zoo.models.pipeline import build_backbone, wrap_waveform
     from zoo.presets import Preprocessing, PresetConfig, WeightsRef
-    from zoo.saving import save_preset
 
     if architecture == "musicnn":
         prep = Preprocessing(sample_rate=8000, n_fft=256, hop_length=128, n_mels=24,

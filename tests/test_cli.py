@@ -74,7 +74,7 @@ def test_export_command_writes_a_serving_layout(tmp_path, capsys):
 
 def test_zoo_export_is_the_function():
     import zoo
-    import zoo.exporting  # noqa: F401
+    import zoo.serving.export  # noqa: F401
 
     assert callable(zoo.export) and zoo.export.__name__ == "export"
 

@@ -18,9 +18,9 @@ import soundfile as sf
 import tensorflow as tf
 
 import zoo
-import zoo.exporting as zoo_export
-from zoo import serving_graph
-from zoo.patching import PatchGrid, iter_patches
+import zoo.serving.export as zoo_export
+from zoo.inference.patching import PatchGrid, iter_patches
+from zoo.serving import graph as serving_graph
 
 CLIPS = Path(__file__).parent / "data" / "clips"
 PRESET = "musicnn_msd"

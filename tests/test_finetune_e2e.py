@@ -129,8 +129,8 @@ def test_save_preset_keeps_a_trained_pcen(tmp_path):
     """save_preset stores trainable front-end values of any model from zoo.load."""
     import dataclasses
 
+    from zoo.hub.saving import save_preset
     from zoo.models.pipeline import build_backbone, wrap_waveform
-    from zoo.saving import save_preset
 
     config = zoo.load(make_tiny_preset(tmp_path / "t")).zoo_preset
     config = dataclasses.replace(config, preprocessing=dataclasses.replace(

@@ -25,7 +25,6 @@ os.environ["NO_PROXY"] = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127
 from hub_server import FakeHub  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo.cards import model_card  # noqa: E402
 from zoo.errors import PresetError, WeightsError  # noqa: E402
 from zoo.hub import (  # noqa: E402
     COMMIT_RE,
@@ -37,9 +36,10 @@ from zoo.hub import (  # noqa: E402
     parse_hub_uri,
     resolve_weights,
 )
+from zoo.hub.cards import model_card  # noqa: E402
+from zoo.hub.publish import push_to_hub  # noqa: E402
+from zoo.hub.saving import save_preset  # noqa: E402
 from zoo.presets import get_preset, presets, shipped_dir  # noqa: E402
-from zoo.publish import push_to_hub  # noqa: E402
-from zoo.saving import save_preset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "zoo-test/tagger"

@@ -25,3 +25,19 @@ def test_shipped_presets_are_package_data():
     data = cfg["options.package_data"]["zoo.weights"]
     assert "*.h5" in data and "*.json" in data
     assert list((ROOT / "weights").glob("*.weights.h5"))
+
+
+def test_modules_that_moved_still_import_under_their_old_names():
+    import importlib
+
+    from zoo._moved import MOVED
+
+    for old, new in MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    from zoo.tagging import tag  # the old spelling of a public import
+    from zoo.inference.tagging import tag as tag_now
+
+    assert tag is tag_now
+    import zoo
+
+    assert zoo.exporting is importlib.import_module("zoo.serving.export")

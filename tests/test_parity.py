@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import zoo
+from zoo.inference.patching import iter_patches
+from zoo.inference.tagging import patch_grid
 from zoo.models.pipeline import build_frontend
-from zoo.patching import iter_patches
 from zoo.presets import get_preset
-from zoo.tagging import patch_grid
 
 DATA = Path(__file__).parent / "data"
 REFERENCES = sorted((DATA / "musicnn_reference").glob("*.npz"))

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zoo.patching import PatchGrid, iter_patches
+from zoo.inference.patching import PatchGrid, iter_patches
 
 
 def _blocks(x, size):

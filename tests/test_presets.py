@@ -101,7 +101,7 @@ def test_load_embedding_and_features():
 
 
 def test_public_api_names():
-    import zoo.loading  # noqa: F401 - importing submodules must not shadow the functions
+    import zoo.models.loading  # noqa: F401 - importing submodules must not shadow the functions
     import zoo.presets  # noqa: F401
 
     assert callable(zoo.presets) and "musicnn_msd" in zoo.presets()

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from script_modules import load_script
 
 import zoo
-from zoo import serving_graph
 from zoo.errors import PresetError
 from zoo.hub import file_sha256
+from zoo.inference.patching import PatchGrid, iter_patches
 from zoo.models.pipeline import build_backbone, wrap_waveform
 from zoo.models.registry import get_architecture
 from zoo.models.samplecnn import (
@@ -28,8 +28,8 @@ from zoo.models.samplecnn import (
     samplecnn_features,
     samplecnn_param_count,
 )
-from zoo.patching import PatchGrid, iter_patches
 from zoo.presets import Preprocessing, PresetConfig, WeightsRef, get_preset, shipped_dir
+from zoo.serving import graph as serving_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = Path(__file__).parent / "data" / "clips"
@@ -264,7 +264,7 @@ def test_save_preset_round_trip(model, tmp_path):
 
 
 def test_card_is_current():
-    from zoo.cards import model_card
+    from zoo.hub.cards import model_card
 
     card = (ROOT / "docs" / "models" / f"{PRESET}.md").read_text(encoding="utf-8")
     assert card == model_card(get_preset(PRESET), builtin=True)

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.cards import model_card
 from zoo.errors import PresetError
+from zoo.hub.cards import model_card
 from zoo.models.registry import get_architecture
 from zoo.models.siamese import (
     L2Normalize,

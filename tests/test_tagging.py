@@ -131,7 +131,7 @@ def test_embedding_model_cannot_tag():
 
 
 def test_run_model_gives_the_raw_batches_behind_tag(tagger):
-    from zoo.tagging import ModelRun, describe_source, run_model
+    from zoo.inference.tagging import ModelRun, describe_source, run_model
 
     run = run_model(CLIP, tagger, batch_size=2)
     assert isinstance(run, ModelRun) and run.config is tagger.zoo_preset

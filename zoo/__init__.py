@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from zoo import _moved
 from zoo.errors import AudioError, PresetError, WeightsError, ZooError
 
 # Imported eagerly (it is light): binding the function `presets` here also keeps the submodule
@@ -19,20 +20,24 @@ from zoo.presets import PresetConfig, get_preset, presets
 
 __version__ = "0.1.0"
 
+_moved.install()
+
 # Public names resolved on first use, so `import zoo` (and the CLI) start without TensorFlow.
 _LAZY = {
-    "load": "zoo.loading",
-    "tag": "zoo.tagging",
-    "extract": "zoo.tagging",
-    "Taggram": "zoo.tagging",
-    "Features": "zoo.tagging",
-    "save_preset": "zoo.saving",
-    "export": "zoo.exporting",
+    "load": "zoo.models.loading",
+    "tag": "zoo.inference.tagging",
+    "extract": "zoo.inference.tagging",
+    "Taggram": "zoo.inference.tagging",
+    "Features": "zoo.inference.tagging",
+    "save_preset": "zoo.hub.saving",
+    "export": "zoo.serving.export",
 }
 
-_SUBMODULES = {"audio", "layers", "models", "hub", "hub_download", "tagging", "patching", "loading",
-               "saving", "publish", "cards", "exporting", "serving_graph", "finetune", "cli",
-               "search"}
+_SUBMODULES = {"audio", "layers", "models", "hub", "inference", "serving", "finetune", "cli",
+               "search", "beam",
+               # old names of modules that moved into the folders above (zoo._moved)
+               "hub_download", "tagging", "patching", "loading", "saving", "publish", "cards",
+               "exporting", "serving_graph"}
 
 __all__ = ["AudioError", "PresetConfig", "PresetError", "WeightsError", "ZooError", "__version__",
            "get_preset", "presets", *_LAZY]

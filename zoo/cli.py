@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo._quiet import import_tensorflow_quietly
+from zoo._console import import_tensorflow_quietly
 from zoo.errors import ZooError
 from zoo.finetune.cli import add_finetune_parser
 
@@ -73,7 +73,7 @@ _BEAM_NOISE = (b"INFO:", b"WARNING:__main__:", b"WARNING:root:", b"WARNING:apach
 
 def _run_quietly(fn: Any, *a: Any, **k: Any) -> Any:
     """Run a pipeline with Beam's and TensorFlow's start-up chatter filtered from stderr."""
-    from zoo._stderr_filter import filtered_stderr
+    from zoo._console import filtered_stderr
 
     with filtered_stderr(_BEAM_NOISE):
         return fn(*a, **k)
@@ -134,7 +134,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
               "--csv for files tagged in this process", file=sys.stderr)
         return 2
 
-    from zoo.tagging import resolve_model, tag
+    from zoo.inference.tagging import resolve_model, tag
 
     try:
         model = resolve_model(args.model)
@@ -210,7 +210,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
-    from zoo.publish import push_to_hub
+    from zoo.hub.publish import push_to_hub
 
     try:
         pub = push_to_hub(args.preset, args.repo_id, endpoint=args.endpoint, token=args.token,
@@ -227,7 +227,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from zoo.exporting import export
+    from zoo.serving.export import export
 
     try:
         path = export(args.model, args.out, version=args.version, format=args.format,

@@ -1,8 +1,8 @@
 """Read + decode: an `AudioFile` -> the model's input patches, streamed, in bounded memory.
 
-A file is decoded block by block (`zoo.tagging.stream_blocks`) and cut into patches by
-`zoo.patching.iter_patches`, exactly as `zoo.tag` and `zoo index` do, so the pipeline's outputs
-equal theirs. Patches leave one at a time (memory per element: one patch; a two-hour file
+A file is decoded block by block (`zoo.inference.tagging.stream_blocks`) and cut into patches by
+`zoo.inference.patching.iter_patches`, exactly as `zoo.tag` and `zoo index` do, so the pipeline's
+outputs equal theirs. Patches leave one at a time (memory per element: one patch; a two-hour file
 never sits in memory), decoding runs a few patches ahead in a thread while the model works.
 After the last patch the file's `FileSummary` is emitted; a file that fails part way emits a
 `Failure` instead, and the patches it already sent are discarded when patches are joined with
@@ -95,10 +95,10 @@ class DecodePatches(beam.DoFn):
         self.progress = bool(progress)
 
     def setup(self) -> None:
-        from zoo._quiet import import_tensorflow_quietly
+        from zoo._console import import_tensorflow_quietly
 
         import_tensorflow_quietly()
-        from zoo.tagging import patch_grid
+        from zoo.inference.tagging import patch_grid
 
         self.grid = patch_grid(self.config.preprocessing, self.hop_seconds, self.tail)
         self.decoded = self.failed = 0
@@ -125,8 +125,8 @@ class DecodePatches(beam.DoFn):
     def process(self, file: AudioFile, total: int | None = None) -> Iterator[Any]:
         from zoo import audio
         from zoo.errors import AudioError
-        from zoo.patching import iter_patches
-        from zoo.tagging import prefetch, stream_blocks
+        from zoo.inference.patching import iter_patches
+        from zoo.inference.tagging import prefetch, stream_blocks
 
         prep = self.config.preprocessing
         seconds_per_frame = prep.hop_length / prep.sample_rate

@@ -22,7 +22,7 @@ class LoadedModel:
     """What `ZooModelHandler.load_model` returns: the compiled function and the preset."""
 
     def __init__(self, model: Any):
-        from zoo.tagging import compiled_inference
+        from zoo.inference.tagging import compiled_inference
 
         self.model = model
         self.config = model.zoo_preset
@@ -57,11 +57,11 @@ class ZooModelHandler(ModelHandler[Patch, PredictionResult, LoadedModel]):
                                  "max_batch_size": int(batch_size)}
 
     def load_model(self) -> LoadedModel:
-        from zoo._quiet import import_tensorflow_quietly
+        from zoo._console import import_tensorflow_quietly
 
         import_tensorflow_quietly()
         from zoo.errors import WeightsError
-        from zoo.loading import load
+        from zoo.models.loading import load
         from zoo.search.embedding import model_info
 
         if self.weights_sha256 is not None:

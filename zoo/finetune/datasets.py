@@ -3,8 +3,8 @@
 Every reader returns a `ClipDataset`: the clips (path, label, fold or split, optional crop), the
 class names in a fixed order, and the problems found while reading (listed files that are missing:
 reported and skipped). Audio is decoded with `zoo.audio` when it is used, resampled to the model's
-rate, and cut into patches by `zoo.patching` on the grid `zoo.tag` uses, so training sees exactly
-what inference sees. A file that cannot be decoded is reported and skipped there too.
+rate, and cut into patches by `zoo.inference.patching` on the grid `zoo.tag` uses, so training sees
+exactly what inference sees. A file that cannot be decoded is reported and skipped there too.
 
 Example:
     >>> data = read_esc50("/data/ESC-50")
@@ -27,7 +27,7 @@ import numpy as np
 
 from zoo import audio
 from zoo.errors import AudioError
-from zoo.patching import iter_patches
+from zoo.inference.patching import iter_patches
 from zoo.presets import Preprocessing
 
 SPLITS = ("train", "valid", "test")
@@ -347,7 +347,7 @@ def clip_patches(signal: np.ndarray, prep: Preprocessing, hop_seconds: float) ->
     Raises:
         AudioError: empty signal.
     """
-    from zoo.tagging import patch_grid
+    from zoo.inference.tagging import patch_grid
 
     grid = patch_grid(prep, hop_seconds)
     windows = [w for _, w, _ in iter_patches([signal], grid)]
@@ -401,7 +401,7 @@ def mix_noise(patch: np.ndarray, noise: Sequence[np.ndarray], rng: np.random.Gen
 def count_patches(clips: Sequence[Clip], prep: Preprocessing, hop_seconds: float) -> int:
     """Patches the clips give on `zoo.tag`'s grid, from their headers (no decoding); clips
     whose header cannot be read count 0 (they are reported when decoded)."""
-    from zoo.tagging import patch_grid
+    from zoo.inference.tagging import patch_grid
 
     grid = patch_grid(prep, hop_seconds)
     total = 0
@@ -423,8 +423,8 @@ def patch_dataset(clips: Sequence[Clip], labels: np.ndarray, prep: Preprocessing
                   max_noise_gain: float = 0.1):
     """A ``tf.data.Dataset`` of ``(waveform patch, label id)`` batches for end-to-end training.
 
-    Clips are decoded and patched in Python (`zoo.audio`, `zoo.patching`) on every pass, so
-    memory stays bounded; each patch carries its clip's label. Unreadable clips are reported
+    Clips are decoded and patched in Python (`zoo.audio`, `zoo.inference.patching`) on every pass,
+    so memory stays bounded; each patch carries its clip's label. Unreadable clips are reported
     once and skipped. The dataset repeats forever (a new shuffle every pass): give Keras the
     returned steps per epoch.
 

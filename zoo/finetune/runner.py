@@ -248,7 +248,7 @@ def _scratch_config(data: ds.ClipDataset, task: str, options: FinetuneOptions) -
 
 def _save(config: PresetConfig, backbone: keras.Model, out: Path, metrics: dict[str, Any],
           trained_compression: keras.layers.Layer | None = None) -> Path:
-    from zoo.saving import save_preset
+    from zoo.hub.saving import save_preset
 
     if trained_compression is not None:
         values = compression_weights(trained_compression)
@@ -365,7 +365,7 @@ def _options_record(options: FinetuneOptions) -> dict[str, Any]:
 def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOptions,
                   strategy: tf.distribute.Strategy | None = None
                   ) -> tuple[dict[str, Any], dict[str, dict]]:
-    from zoo.loading import load
+    from zoo.models.loading import load
 
     pretrained = load(options.backbone)
     base: PresetConfig = pretrained.zoo_preset

@@ -2,7 +2,7 @@
 
 By default the layers use core TensorFlow ops chosen for speed and for exactness under XLA
 (e.g. a bit-level float16 rounding that XLA cannot fold away). The TFLite converter knows none
-of ``Bitcast`` and friends, so `zoo.exporting` traces models inside `tflite_builtin_ops()`,
+of ``Bitcast`` and friends, so `zoo.serving.export` traces models inside `tflite_builtin_ops()`,
 which switches the layers to equivalent ops that TFLite has (same numbers).
 """
 

@@ -30,7 +30,7 @@ COMPRESSIONS = {
 def build_frontend(prep: Preprocessing) -> list[keras.layers.Layer]:
     """The in-graph front-end of a preset: mel spectrogram, then its log compression.
 
-    The mel layer frames without centring: `zoo.tagging` pads the whole file once and cuts
+    The mel layer frames without centring: `zoo.inference.tagging` pads the whole file once and cuts
     overlapping windows, which reproduces a single whole-file STFT exactly. A waveform
     front-end has no layers (empty list).
     """

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from zoo.hub_download import file_sha256
+from zoo.hub.cache import file_sha256
 from zoo.search import ann, segments, store
 from zoo.search._faiss import require_faiss
 from zoo.search.ann import AnnParams
@@ -71,7 +71,7 @@ class Explained:
 
 
 def file_digest(path: Path) -> tuple[int, str]:
-    """``(size, sha256 hex)`` of a file (the one sha256 reader: `zoo.hub_download.file_sha256`)."""
+    """``(size, sha256 hex)`` of a file (the one sha256 reader: `zoo.hub.cache.file_sha256`)."""
     return path.stat().st_size, file_sha256(path)
 
 

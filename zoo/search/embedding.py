@@ -4,8 +4,8 @@ A recording is cut into the model's patches (as `zoo.tag` does: 3 s, non-overlap
 default), each patch goes through the model with ``include_top=False`` (the feature
 ``get_architecture(...).taps(...)[1]`` names, e.g. musicnn's 200-d ``penultimate``). Each patch
 vector, L2-normalised, is a **segment**; the file vector is the mean of the raw patch vectors,
-L2-normalised. Files are decoded and patched in a stream (`zoo.tagging`), so memory is bounded
-by a few batches of audio plus one vector per patch.
+L2-normalised. Files are decoded and patched in a stream (`zoo.inference.tagging`), so memory
+is bounded by a few batches of audio plus one vector per patch.
 
 TensorFlow is imported only when a model is loaded, so `ModelInfo` and `model_info` stay light.
 """
@@ -90,7 +90,7 @@ def model_info(preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SE
         WeightsError: the weights' sha256 is not recorded and the file cannot be found.
     """
     from zoo.hub import resolve_config, resolve_weights
-    from zoo.hub_download import file_sha256
+    from zoo.hub.cache import file_sha256
     from zoo.models.registry import get_architecture
 
     spec = preset_spec(preset)
@@ -156,7 +156,7 @@ class TrackEmbedder:
     def model(self) -> Any:
         """The Keras model (waveform patch -> embedding), loaded on first use."""
         if self._model is None:
-            from zoo.loading import resolve
+            from zoo.models.loading import resolve
 
             self._model = resolve(self.info.preset, include_top=False)  # once per process
         return self._model
@@ -204,7 +204,7 @@ class TrackEmbedder:
             >>> seg.vectors.shape, seg.starts[:3]     # 10 s of audio: 3 patches + the end
             ((4, 200), array([0., 3., 6.]))
         """
-        from zoo.tagging import describe_source, run_model
+        from zoo.inference.tagging import describe_source, run_model
 
         hop = self.info.hop_seconds if hop_seconds is None else float(hop_seconds)
         run = run_model(audio_or_path, self.model, hop, self.batch_size, source_sr,

@@ -21,10 +21,10 @@ import tensorflow as tf
 
 from zoo import audio
 from zoo.errors import AudioError, PresetError
-from zoo.loading import resolve
+from zoo.inference.patching import PatchGrid, iter_patches
+from zoo.models.loading import resolve
 from zoo.models.pipeline import inference_model
 from zoo.models.registry import get_architecture
-from zoo.patching import PatchGrid, iter_patches
 from zoo.presets import PresetConfig
 
 DEFAULT_BATCH_SIZE = 8  # as fast as larger batches on 2 cores, and bounds peak memory
@@ -138,7 +138,7 @@ def compiled_inference(model: keras.Model) -> Callable[[np.ndarray], Any]:
 
 def resolve_model(model: Any, features: bool = False) -> keras.Model:
     """A waveform-in model with ``zoo_preset`` from a preset name, a directory, a ``.keras``
-    file or a model (`zoo.loading.resolve`, with the tags unless ``features``)."""
+    file or a model (`zoo.models.loading.resolve`, with the tags unless ``features``)."""
     return resolve(model, include_top=True, features=features)
 
 
@@ -161,7 +161,7 @@ def patch_grid(prep, hop_seconds: float, tail: str = "end") -> PatchGrid:
 def stream_blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
                   source_sr: int | None = None) -> Iterator[np.ndarray]:
     """A recording as float32 mono blocks at the model's rate, a few patch hops each (an array
-    input: one block); `zoo.patching.iter_patches` cuts them into the model's windows."""
+    input: one block); `zoo.inference.patching.iter_patches` cuts them into the model's windows."""
     sr = config.preprocessing.sample_rate
     if isinstance(source, np.ndarray):
         yield audio.load(source, sr=sr, source_sr=source_sr)

@@ -11,7 +11,6 @@ import dataclasses
 import os
 from pathlib import Path
 
-from zoo.cards import model_card
 from zoo.errors import PresetError, WeightsError
 from zoo.hub import (
     COMMIT_RE,
@@ -22,8 +21,9 @@ from zoo.hub import (
     file_sha256,
     resolve_config,
 )
+from zoo.hub.cards import model_card
+from zoo.hub.saving import CARD_FILE, license_path
 from zoo.presets import PresetConfig, shipped_dir
-from zoo.saving import CARD_FILE, license_path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -359,7 +359,7 @@ def download(repo_id: str, filename: str, revision: str = "main", *,
             pre-fetch), missing repo/revision/file, failed download, or sha256 mismatch.
 
     Example:
-        >>> path = zoo.hub.download("me/tagger", "model.weights.h5", "0123...cdef",
+        >>> path = zoo.hub.cache("me/tagger", "model.weights.h5", "0123...cdef",
         ...                         sha256="ab12...", endpoint="https://hub.example.com")
     """
     check_repo_id(repo_id, "download")

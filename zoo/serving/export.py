@@ -2,7 +2,7 @@
 
 The SavedModel needs nothing but core TensorFlow to run (stock TF Serving, or
 ``tf.saved_model.load`` in a process that has never imported ``zoo``): the front-end, the
-whole-file patching (`zoo.serving_graph`) and WAV decoding are all core TF ops. Layout, as TF
+whole-file patching (`zoo.serving.graph`) and WAV decoding are all core TF ops. Layout, as TF
 Serving expects it::
 
     <base_dir>/<model_name>/<version>/saved_model.pb
@@ -33,7 +33,7 @@ signatures without the tag outputs: ``embedding [batch, patches, dim]``, ``mean_
 
 The TFLite export (``format="tflite"``) is the patch model only, front-end included: one
 ``patch_samples`` waveform window in, ``probabilities`` (taggers only) and ``embedding`` out.
-Patching a whole file is left to the caller (`zoo.patching` shows how).
+Patching a whole file is left to the caller (`zoo.inference.patching` shows how).
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from zoo import serving_graph
+from zoo.inference.patching import PatchGrid
 from zoo.layers.portability import tflite_builtin_ops
 from zoo.models.pipeline import inference_view, layer_names_of
 from zoo.models.registry import get_architecture
-from zoo.patching import PatchGrid
 from zoo.presets import PresetConfig
+from zoo.serving import graph as serving_graph
 
 FORMATS = ("saved_model", "tflite")
 TAGS_ASSET = "tags.txt"
@@ -67,8 +67,9 @@ DEFAULT_MAX_PATCHES_PER_CALL = 16
 
 
 def _resolve_model(model_or_preset: Any) -> keras.Model:
-    """A waveform-in tagger carrying ``zoo_preset`` and ``zoo_backbone`` (`zoo.loading.resolve`)."""
-    from zoo.loading import resolve
+    """A waveform-in tagger carrying ``zoo_preset`` and ``zoo_backbone``
+    (`zoo.models.loading.resolve`)."""
+    from zoo.models.loading import resolve
 
     if not isinstance(model_or_preset, (keras.Model, str, os.PathLike, PresetConfig)):
         raise TypeError(f"cannot export {type(model_or_preset).__name__}: pass a preset name, "
@@ -132,7 +133,7 @@ def build_patch_model(model: keras.Model) -> keras.Model:
 def patch_grid_for(config: PresetConfig, tail: str = "end", hop_seconds: float = 3.0
                    ) -> PatchGrid:
     """The patch grid `zoo.tag` uses for a preset (``hop_seconds`` and ``tail`` as there)."""
-    from zoo.tagging import patch_grid
+    from zoo.inference.tagging import patch_grid
 
     return patch_grid(config.preprocessing, hop_seconds, tail)
 

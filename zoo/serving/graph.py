@@ -4,11 +4,11 @@ Everything here builds core TensorFlow ops only (no numpy at run time, no ``zoo`
 ``tf.py_function``), so a SavedModel traced through it runs in a process that has never imported
 ``zoo``: stock TF Serving, or ``tf.saved_model.load`` with nothing but TensorFlow installed.
 
-The patching reproduces `zoo.tagging.tag` exactly (see `zoo.patching`): the signal is padded by
-``n_fft // 2`` samples at each end with the preset's ``pad_mode``, patches of ``grid.window``
-samples start every ``hop_frames`` STFT frames, an end-aligned patch is added when the regular
-patches leave ``min_tail_frames`` frames or more uncovered (``tail="end"``), and a signal shorter
-than one patch is tiled (repeat-padded) up to one patch.
+The patching reproduces `zoo.inference.tagging.tag` exactly (see `zoo.inference.patching`): the
+signal is padded by ``n_fft // 2`` samples at each end with the preset's ``pad_mode``, patches of
+``grid.window`` samples start every ``hop_frames`` STFT frames, an end-aligned patch is added when
+the regular patches leave ``min_tail_frames`` frames or more uncovered (``tail="end"``), and a
+signal shorter than one patch is tiled (repeat-padded) up to one patch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from zoo.patching import PatchGrid
+from zoo.inference.patching import PatchGrid
 
 WAV_RATE_MESSAGE = ("tag_wav: WAV sample rate must be {rate} Hz (the model's rate); resample the "
                     "file before sending it")
@@ -36,7 +36,7 @@ def patch_windows(waveforms: tf.Tensor, grid: PatchGrid, what: str = "serving_de
 
     Args:
         waveforms: float32 ``(batch, samples)``; every row has the same length.
-        grid: the preset's patch grid (`zoo.tagging.patch_grid`).
+        grid: the preset's patch grid (`zoo.inference.tagging.patch_grid`).
         what: the signature name, for error messages.
 
     Returns:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from zoo._stderr_filter import filtered_stderr
+from zoo._console import filtered_stderr
 
 
 def test_lines_of_children_are_filtered_by_prefix(capfd):

@@ -10,7 +10,7 @@ Resolution order for the weights of a preset:
 Every file is checked against the sha256 its config records before Keras reads it; a file from
 the cache or the Hub that fails is deleted from the cache. Only plain ``*.weights.h5`` file names
 are accepted: Keras reads arrays from them and never runs code from them. Downloads, the cache and
-the settings (endpoint, timeout, offline mode, token) are in `zoo.hub_download`.
+the settings (endpoint, timeout, offline mode, token) are in `zoo.hub.cache`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from zoo.errors import PresetError, WeightsError
-from zoo.hub_download import (
+from zoo.hub.cache import (
     COMMIT_RE,
     DEFAULT_TIMEOUT,
     ENDPOINT_ENV,

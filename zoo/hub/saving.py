@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.cards import model_card
 from zoo.hub import CONFIG_FILE, check_weights_name, file_sha256
+from zoo.hub.cards import model_card
 from zoo.presets import PresetConfig, WeightsRef, shipped_dir
 
 WEIGHTS_FILE = "model.weights.h5"
