@@ -16,7 +16,8 @@ Usage:
     python scripts/make_docs_tables.py --check    # exit 1 and print a diff if any table differs
     python scripts/make_docs_tables.py --docs DIR # another docs folder (DIR/results/ holds JSON)
 
-tests/test_docs_tables.py runs the check, so a table that disagrees with its JSON fails the tests.
+tests/scripts/test_docs_tables.py runs the check, so a table that disagrees with its JSON fails
+the tests.
 """
 
 from __future__ import annotations

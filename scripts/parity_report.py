@@ -1,8 +1,8 @@
 """Print how far zoo's musicnn ports are from the original, per preset and feature.
 
 Reads the oracle fixtures in tests/data/musicnn_reference (made by scripts/musicnn_oracle.py)
-and runs zoo on the same clips. The numbers go into docs/parity.md; tests/test_parity.py asserts
-the bounds.
+and runs zoo on the same clips. The numbers go into docs/parity.md;
+tests/models/test_parity.py asserts the bounds.
 
 Usage: python scripts/parity_report.py [--markdown]
 """

@@ -1,4 +1,4 @@
-"""Run by tests/test_finetune_distribute.py in a fresh process (logical CPU devices must be
+"""Run by tests/finetune/test_finetune_distribute.py in a fresh process (logical CPU devices must be
 configured before TensorFlow initialises its devices): train a tiny head and a tiny end-to-end
 model on one device and with ``MirroredStrategy`` over 2 logical CPUs, same global batch and
 seed, and print their numbers as one JSON line.

@@ -35,6 +35,7 @@ def test_modules_that_moved_still_import_under_their_old_names():
     for old, new in MOVED.items():
         assert importlib.import_module(old) is importlib.import_module(new), old
     from zoo.tagging import tag  # the old spelling of a public import
+
     from zoo.inference.tagging import tag as tag_now
 
     assert tag is tag_now

@@ -17,7 +17,7 @@ from zoo.inference.tagging import patch_grid
 from zoo.models.pipeline import build_frontend
 from zoo.presets import get_preset
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 REFERENCES = sorted((DATA / "musicnn_reference").glob("*.npz"))
 PRESET_OF = {"MTT_musicnn": "musicnn_mtt", "MSD_musicnn": "musicnn_msd",
              "MTT_vgg": "vgg_mtt", "MSD_vgg": "vgg_msd"}

@@ -27,7 +27,7 @@ from zoo.models.siamese.samplers import max_spaced
 from zoo.models.siamese.training import HeadTrainingConfig, train_projection
 from zoo.presets import get_preset
 
-CLIPS = Path(__file__).parent / "data" / "clips"
+CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 PRESET = "siamese_musicnn_msd"
 SOURCES_PRESET = "siamese_musicnn_msd_sources"
 TINY_ENCODER = {"architecture": "melcnn",

@@ -24,7 +24,7 @@ from zoo.beam.index import build_index_from_dataset  # noqa: E402
 from zoo.beam.shards import TAGGRAM_SCHEMA  # noqa: E402
 from zoo.cli import main, split_beam_args  # noqa: E402
 
-CLIPS = Path(__file__).parent / "data" / "clips"
+CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 GOOD = ["real_rock_hedgewars.flac", "real_orchestral_wesnoth.flac", "synth_music.flac",
         "synth_short_2s.flac"]
 BAD = {"empty.wav": "empty file", "text.mp3": "not an audio file",

@@ -19,7 +19,7 @@ from finetune_data import make_gtzan, make_speech_commands, make_tiny_preset
 
 from zoo.cli import main
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 # Tolerances of the parity checks: the runs see the same global batches, so they differ only
 # by float summation order (measured: loss ~2e-7 relative, weights ~5e-8 head, ~4e-6 end to

@@ -12,7 +12,7 @@ import pytest
 from script_modules import load_script
 
 tables = load_script("make_docs_tables")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docs_tables_match_their_json() -> None:

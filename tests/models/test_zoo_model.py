@@ -14,7 +14,7 @@ import zoo
 from zoo.errors import PresetError
 from zoo.models.zoo_model import ZooModel
 
-CLIP = Path(__file__).parent / "data" / "clips" / "real_rock_hedgewars.flac"
+CLIP = Path(__file__).resolve().parents[1] / "data" / "clips" / "real_rock_hedgewars.flac"
 FAMILIES = ["musicnn_msd", "vgg_mtt", "samplecnn_msd_distilled", "siamese_musicnn_msd_sources"]
 
 

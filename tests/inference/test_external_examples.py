@@ -11,7 +11,7 @@ import pytest
 
 import zoo
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "musicnn-examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "musicnn-examples"
 JORAM = "joram-moments_of_clarity-08-solipsism-59-88.mp3"
 TRWJAZW = "TRWJAZW128F42760DD_test.mp3"
 # Published with the original code and MTT_musicnn (musicnn README).

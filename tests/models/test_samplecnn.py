@@ -31,8 +31,8 @@ from zoo.models.samplecnn import (
 from zoo.presets import Preprocessing, PresetConfig, WeightsRef, get_preset, shipped_dir
 from zoo.serving import graph as serving_graph
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIPS = Path(__file__).parent / "data" / "clips"
+ROOT = Path(__file__).resolve().parents[2]
+CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 PRESET = "samplecnn_msd_distilled"
 TINY = dict(filters=(8, 8, 8), stem_filters=8, embedding_units=12, n_tags=5)
 

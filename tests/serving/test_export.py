@@ -22,7 +22,7 @@ import zoo.serving.export as zoo_export
 from zoo.inference.patching import PatchGrid, iter_patches
 from zoo.serving import graph as serving_graph
 
-CLIPS = Path(__file__).parent / "data" / "clips"
+CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 PRESET = "musicnn_msd"
 # synth_music: 2 regular patches + an end-aligned tail patch; synth_short_2s: repeat-padded.
 WAVEFORM_CLIPS = ("synth_music", "synth_short_2s")

@@ -248,7 +248,7 @@ def test_format1_index_still_loads_and_answers_file_queries(tmp_path, capsys):
 
 
 def test_building_over_a_format1_index_embeds_segments_again(tmp_path, monkeypatch, capsys):
-    from tests.test_search import _fake_embed
+    from test_search import _fake_embed  # same folder (on sys.path)
 
     root, out, _ = _format1_index(tmp_path)
     calls = []

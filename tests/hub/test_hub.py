@@ -41,7 +41,7 @@ from zoo.hub.publish import push_to_hub  # noqa: E402
 from zoo.hub.saving import save_preset  # noqa: E402
 from zoo.presets import get_preset, presets, shipped_dir  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPO = "zoo-test/tagger"
 FILE = "tagger.weights.h5"
 DATA = random.Random(0).randbytes(200_000)
