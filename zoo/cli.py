@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
+import math
 import os
 import sys
 import time
@@ -26,13 +28,94 @@ from zoo._console import import_tensorflow_quietly
 from zoo.errors import ZooError
 from zoo.finetune.cli import add_finetune_parser
 
+_GLOB_CHARS = frozenset("*?[")
 
-def _plot_path(template: str, source: str, many: bool) -> str:
-    """One PNG per file: with several inputs, ``out.png`` becomes ``out_<file stem>.png``."""
-    if not many:
+
+def _is_plot_folder(plot: str) -> bool:
+    return plot.endswith(("/", os.sep)) or Path(plot).is_dir()
+
+
+def _plot_path(template: str, source: str, many: bool, taken: set[str] | None = None) -> str:
+    """One PNG per file. ``--plot DIR/``: ``DIR/<file stem>.png``; ``--plot out.png`` with
+    several inputs: ``out_<file stem>.png``. A stem seen before gets ``_2``, ``_3``, ..."""
+    stem = Path(source).stem
+    if _is_plot_folder(template):
+        base = Path(template) / f"{stem}.png"
+    elif not many:
         return template
-    base = Path(template)
-    return str(base.with_name(f"{base.stem}_{Path(source).stem}{base.suffix or '.png'}"))
+    else:
+        t = Path(template)
+        base = t.with_name(f"{t.stem}_{stem}{t.suffix or '.png'}")
+    path, n = base, 1
+    while taken is not None and str(path) in taken:
+        n += 1
+        path = base.with_name(f"{base.stem}_{n}{base.suffix}")
+    if taken is not None:
+        taken.add(str(path))
+    return str(path)
+
+
+def _output_problem(path: str) -> str | None:
+    """Why ``path`` cannot be written as an output file, or None."""
+    p = Path(path)
+    if p.is_dir():
+        return "is a folder: give a file name"
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        return f"its folder {parent} does not exist"
+    if not os.access(parent, os.W_OK):
+        return f"its folder {parent} is not writable"
+    return None
+
+
+def _tag_argument_error(args: argparse.Namespace) -> str | None:
+    """The first problem with ``zoo tag``'s arguments, found before any work is done."""
+    if not (math.isfinite(args.hop) and args.hop > 0):
+        return f"--hop must be a positive number of seconds, got {args.hop:g}"
+    if args.top < 1:
+        return f"--top must be >= 1, got {args.top}"
+    for flag, value in (("--json", args.json), ("--csv", args.csv)):
+        if value and value != "-":
+            problem = _output_problem(value)
+            if problem:
+                return f"{flag} {value}: {problem}"
+    if args.plot:
+        if _is_plot_folder(args.plot):
+            folder = Path(args.plot)
+            if not folder.is_dir() and not folder.parent.is_dir():
+                return f"--plot {args.plot}: its folder {folder.parent} does not exist"
+        else:
+            problem = _output_problem(args.plot)
+            if problem:
+                return f"--plot {args.plot}: {problem}"
+    return None
+
+
+def _expand_inputs(items: list[str], recursive: bool) -> tuple[list[str], str | None]:
+    """Files to tag: folders become their audio files (recursively unless told not to), globs
+    their matches; plain paths stay as given (a missing one fails on its own, later)."""
+    from zoo.search.build import AUDIO_EXTENSIONS
+
+    files: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(str(p) for p in (path.rglob("*") if recursive else path.glob("*"))
+                           if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                           and not any(part.startswith(".") for part in
+                                       p.relative_to(path).parts))
+            if not found:
+                return [], (f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in "
+                            f"{item}{'' if recursive else ' (without --recursive)'}")
+            files += found
+        elif any(c in item for c in _GLOB_CHARS) and not path.exists():
+            found = sorted(glob.glob(item, recursive=True))
+            if not found:
+                return [], f"no file matches {item}"
+            files += found
+        else:
+            files.append(item)
+    return files, None
 
 
 def _write_csv(path: str, taggrams) -> None:
@@ -134,6 +217,15 @@ def cmd_tag(args: argparse.Namespace) -> int:
               "--csv for files tagged in this process", file=sys.stderr)
         return 2
 
+    problem = _tag_argument_error(args)
+    if problem is None:
+        args.files, problem = _expand_inputs(args.files, args.recursive)
+    if problem:
+        print(f"zoo tag: {problem}", file=sys.stderr)
+        return 2
+    if args.plot and _is_plot_folder(args.plot):
+        Path(args.plot).mkdir(exist_ok=True)
+
     from zoo.inference.tagging import resolve_model, tag
 
     try:
@@ -147,6 +239,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         return 2
     results, failures = [], []
     many = len(args.files) > 1
+    plots: set[str] = set()
     started = time.perf_counter()
     progress = tqdm(args.files, unit="file", disable=not many or args.quiet, file=sys.stderr)
     for path in progress:
@@ -159,8 +252,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
             continue
         results.append(taggram)
         if args.plot:
-            taggram.plot(_plot_path(args.plot, path, many))
-        if not (args.json == "-" or args.quiet):
+            plot = _plot_path(args.plot, path, many, plots)
+            taggram.plot(plot)
+            if not args.quiet:
+                tqdm.write(f"zoo: plot {plot}", file=sys.stderr)
+        if args.json != "-":  # -q silences progress and notices, not the results
             top = ", ".join(f"{name} ({p:.3f})" for name, p in taggram.top(args.top))
             tqdm.write(f"{path}: {top}")
     if args.json:
@@ -441,7 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("tag", help="tag audio files with a pretrained tagger")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3)")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="audio files (wav, flac, ogg, mp3, ...), folders (their audio files) or "
+                        "globs ('music/**/*.mp3', quoted)")
     p.add_argument("--model", default="musicnn_msd",
                    help="preset name or preset directory (default: musicnn_msd)")
     p.add_argument("--top", type=int, default=5, help="tags to print per file (default: 5)")
@@ -453,8 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write the taggrams as JSON ('-' = stdout)")
     out.add_argument("--csv", metavar="OUT", help="write the taggrams as CSV, one row per patch")
-    p.add_argument("--plot", metavar="PNG", help="write a taggram figure (one per file)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("--plot", metavar="PNG",
+                   help="write a taggram figure: PNG for one file (out_<file>.png for several), "
+                        "or a folder (ending in /) for <file>.png each")
+    p.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
+                   help="tag the audio files in subfolders of a FILE that is a folder "
+                        "(default: on)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar or notices (results and errors are still printed)")
     _add_runner_options(p, "tag")
     p.add_argument("--out", metavar="DIR",
                    help="with --runner: the output folder of Parquet shards (one row per file)")

@@ -697,3 +697,14 @@ def test_module_does_not_import_tensorflow_eagerly():
     code = "import sys, zoo.audio; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_text_file_named_like_audio_says_what_is_missing(tmp_path):
+    text = tmp_path / "song.mp3"
+    text.write_text("this is not an mp3\n" * 40)
+    with pytest.raises(AudioError) as caught:
+        audio.load(text)
+    reason = caught.value.reason
+    assert "not an audio file" in reason and "no MP3 frame" in reason
+    assert "looks like text" in reason
+    assert "does not exist" not in reason  # libsndfile's misleading words are not passed on

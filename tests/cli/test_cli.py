@@ -84,3 +84,70 @@ def test_presets_are_aligned_to_the_longest_name(capsys):
     lines = capsys.readouterr().out.splitlines()
     columns = {len(line) - len(line.split(None, 1)[1]) for line in lines}
     assert len(lines) >= 7 and len(columns) == 1  # every description starts in one column
+
+
+def _no_model(monkeypatch):
+    """Fail loudly if a command gets as far as loading a model."""
+    import zoo.inference.tagging as tagging
+
+    def refuse(*a, **k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(tagging, "resolve_model", refuse)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hop", "0"], "--hop must be a positive"),
+    (["--hop", "-1"], "--hop must be a positive"),
+    (["--hop", "nan"], "--hop must be a positive"),
+    (["--top", "-3"], "--top must be >= 1"),
+    (["--top", "0"], "--top must be >= 1"),
+    (["--json", "/nonexistent/dir/t.json"], "does not exist"),
+    (["--csv", "/nonexistent/x.csv"], "does not exist"),
+    (["--plot", "/nonexistent/p.png"], "does not exist"),
+    (["--json", "."], "is a folder"),
+])
+def test_bad_arguments_are_refused_before_any_work(args, message, capsys, monkeypatch):
+    _no_model(monkeypatch)
+    assert main(["tag", CLIP, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_quiet_hides_progress_not_results(capsys):
+    assert main(["tag", CLIP, OTHER, "--model", "musicnn_mtt", "-q"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [CLIP, OTHER]
+    assert "tagged 2 of 2" not in captured.err
+
+
+def test_folders_and_globs_are_expanded(tmp_path, capsys):
+    import shutil
+
+    (tmp_path / "sub").mkdir()
+    shutil.copy(CLIP, tmp_path / "a.flac")
+    shutil.copy(OTHER, tmp_path / "sub" / "b.flac")
+    (tmp_path / "notes.txt").write_text("not audio")
+    assert main(["tag", str(tmp_path), "--model", "musicnn_mtt"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "a.flac") in out and str(tmp_path / "sub" / "b.flac") in out
+    assert main(["tag", str(tmp_path), "--no-recursive", "--model", "musicnn_mtt"]) == 0
+    assert "b.flac" not in capsys.readouterr().out
+    assert main(["tag", str(tmp_path / "**" / "*.flac"), "--model", "musicnn_mtt"]) == 0
+    assert capsys.readouterr().out.count(".flac:") == 2
+    assert main(["tag", str(tmp_path / "*.mp3")]) == 2
+    assert "no file matches" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["tag", str(tmp_path / "empty")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+
+
+def test_plot_into_a_folder_names_each_file_and_says_where(tmp_path, capsys):
+    folder = tmp_path / "plots"
+    assert main(["tag", CLIP, OTHER, "--model", "musicnn_mtt", "--plot", f"{folder}/"]) == 0
+    err = capsys.readouterr().err
+    made = sorted(p.name for p in folder.iterdir())
+    assert made == ["real_rock_hedgewars.png", "synth_music.png"]  # never a hidden ".png"
+    for name in made:
+        assert f"plot {folder / name}" in err

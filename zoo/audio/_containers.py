@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -111,13 +112,35 @@ def _unsupported_container(kind: str) -> str:
     return f"unsupported audio container ({kind}); convert it to WAV, FLAC, OGG or MP3"
 
 
-def open_failure(kind: str | None, err: Exception) -> str:
-    """The reason given when soundfile cannot open a file sniffed as ``kind``."""
+# What a file named like this should start with, for the message when it does not.
+_EXPECTED_START = {".mp3": "no MP3 frame or ID3 tag", ".wav": "no RIFF/WAVE header",
+                   ".wave": "no RIFF/WAVE header", ".flac": "no FLAC header",
+                   ".ogg": "no Ogg page", ".oga": "no Ogg page", ".opus": "no Ogg page",
+                   ".aif": "no AIFF header", ".aiff": "no AIFF header"}
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head:
+        return False
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    return printable / len(head) > 0.95
+
+
+def open_failure(kind: str | None, err: Exception, name: str | None = None,
+                 head: bytes = b"") -> str:
+    """The reason given when soundfile cannot open a file sniffed as ``kind``.
+
+    For a file with no known audio header, libsndfile's own words (often "File does not exist
+    or is not a regular file", which misleads) are replaced by what is missing.
+    """
     why = getattr(err, "error_string", None) or str(err)
     if kind in _UNSUPPORTED_CONTAINERS:
         return _unsupported_container(kind)
     if kind is None:
-        return f"not an audio file: format not recognised (libsndfile: {why})"
+        suffix = os.path.splitext(name or "")[1].lower()
+        missing = _EXPECTED_START.get(suffix, "no known audio header")
+        text = ", the file looks like text" if _looks_like_text(head) else ""
+        return f"not an audio file: format not recognised ({missing}{text})"
     return f"corrupt or truncated {kind} file: cannot be opened (libsndfile: {why})"
 
 
@@ -125,7 +148,8 @@ def open_failure(kind: str | None, err: Exception) -> str:
 def open_checked(raw: Raw) -> Iterator[tuple[sf.SoundFile, Meta]]:
     """Open with soundfile and run every header-level check; closes the file afterwards."""
     name = raw.name
-    kind = _sniff(raw.read_at(0, _HEAD_BYTES))
+    head = raw.read_at(0, _HEAD_BYTES)
+    kind = _sniff(head)
     if kind in _UNSUPPORTED_CONTAINERS:
         raise AudioError(name, _unsupported_container(kind))
     wav = _wav_header(raw) if kind == "WAV" else {}
@@ -139,7 +163,7 @@ def open_checked(raw: Raw) -> Iterator[tuple[sf.SoundFile, Meta]]:
     try:
         f = sf.SoundFile(raw.target)
     except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as err:
-        raise AudioError(name, open_failure(kind, err)) from err
+        raise AudioError(name, open_failure(kind, err, name, head)) from err
     try:
         check_rate(f.samplerate, name, "sample rate in the file header")
         check_channels(f.channels, name)

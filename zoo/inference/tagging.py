@@ -87,14 +87,20 @@ class Taggram:
 
         n_tags = len(self.tags)
         fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(self.times) + 3), 0.22 * n_tags + 1.5))
-        ax.imshow(self.probabilities.T, aspect="auto", origin="upper", vmin=0.0, vmax=1.0,
-                  interpolation="nearest", cmap="viridis")
+        # Scaled to this taggram's own range (most tags sit far below 1: a fixed 0..1 scale
+        # leaves them black), with a colour bar that says what the colours mean.
+        low, high = float(self.probabilities.min()), float(self.probabilities.max())
+        high = max(high, low + 1e-6)
+        image = ax.imshow(self.probabilities.T, aspect="auto", origin="upper", vmin=low,
+                          vmax=high, interpolation="nearest", cmap="viridis")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="probability")
         ax.set_yticks(range(n_tags), self.tags, fontsize=7)
         step = max(1, len(self.times) // 12)
         ticks = range(0, len(self.times), step)
         ax.set_xticks(list(ticks), [f"{self.times[i]:.0f}" for i in ticks], fontsize=7)
         ax.set_xlabel("time (s)")
-        ax.set_title(title or f"Taggram: {os.path.basename(self.source)}", fontsize=9)
+        ax.set_title((title or f"Taggram: {os.path.basename(self.source)}")
+                     + f" (colour scale {low:.3f}-{high:.3f})", fontsize=9)
         fig.tight_layout()
         fig.savefig(os.fspath(path), dpi=120)
         plt.close(fig)
