@@ -42,3 +42,16 @@ def test_modules_that_moved_still_import_under_their_old_names():
     import zoo
 
     assert zoo.exporting is importlib.import_module("zoo.serving.export")
+
+
+def test_import_zoo_keeps_tensorflow_start_up_lines_off_stderr():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_QUIET_TF_IMPORT")}
+    code = "import zoo; zoo.load('musicnn_msd').count_params()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=300, check=True)
+    assert "oneDNN" not in result.stderr and "cuInit" not in result.stderr, result.stderr

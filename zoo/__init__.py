@@ -44,6 +44,12 @@ __all__ = ["AudioError", "PresetConfig", "PresetError", "WeightsError", "ZooErro
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY or name in _SUBMODULES:
+        # TensorFlow's C++ start-up lines (oneDNN, cuInit) stay off stderr, as in the CLI,
+        # unless TF_CPP_MIN_LOG_LEVEL is set by the user.
+        from zoo._console import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

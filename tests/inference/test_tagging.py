@@ -143,3 +143,14 @@ def test_run_model_gives_the_raw_batches_behind_tag(tagger):
     assert describe_source(CLIP) == CLIP and describe_source(b"x") == "<bytes>"
     with pytest.raises(AudioError, match="<array>"):
         run_model(np.zeros(0, np.float32), tagger, source_sr=16000)
+
+
+def test_features_is_a_read_only_mapping_with_a_short_repr():
+    feats = zoo.extract(CLIP, model="musicnn_msd")
+    assert "penultimate" in feats and "nope" not in feats
+    assert list(feats.keys()) == list(feats.names) and len(feats) == len(feats.names)
+    assert dict(feats.items())["penultimate"] is feats["penultimate"]
+    with pytest.raises(TypeError):
+        feats.features["penultimate"] = None  # read-only
+    text = repr(feats)
+    assert len(text) < 1000 and "penultimate (" in text and "float32" in text

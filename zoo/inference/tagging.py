@@ -11,8 +11,9 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import keras
@@ -106,11 +107,28 @@ class Taggram:
         plt.close(fig)
 
 
-@dataclass
-class Features:
-    """Named intermediate features per patch (``features[name]`` is ``(patches, ...)``)."""
+@dataclass(eq=False)
+class Features(Mapping):
+    """Named intermediate features per patch: a read-only mapping, ``features[name]`` is
+    ``(patches, ...)``; ``keys()``, ``items()``, ``in`` and ``len`` work as on a dict.
 
-    features: dict[str, np.ndarray]
+    Attributes:
+        features: name -> array (read-only view).
+        times: start time (s) of every patch.
+        tags: the model's tag names (when ``tags`` is one of the features).
+        source: the file (or a description of in-memory audio).
+        repeat_padded: the audio was shorter than one patch and was tiled to fill it.
+        names: the feature names, in the model's order.
+
+    Example:
+        >>> feats = zoo.extract("song.wav")
+        >>> "penultimate" in feats, feats["penultimate"].shape
+        (True, (10, 200))
+        >>> feats
+        Features('song.wav', 10 patches: timbral (10, 187, 408) float32, ...)
+    """
+
+    features: Mapping[str, np.ndarray]
     times: np.ndarray
     tags: tuple[str, ...] = ()
     source: str = "<audio>"
@@ -118,10 +136,21 @@ class Features:
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.features = MappingProxyType(dict(self.features))
         self.names = tuple(self.features)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.features[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __repr__(self) -> str:  # names, shapes and dtypes: never the arrays (MBs for a song)
+        parts = ", ".join(f"{name} {tuple(a.shape)} {a.dtype}" for name, a in self.features.items())
+        return f"Features({self.source!r}, {len(self.times)} patches: {parts})"
 
 
 # One compiled function per model object, so repeated calls never retrace or rebuild.

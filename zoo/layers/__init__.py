@@ -1,5 +1,6 @@
 """In-graph audio front-end layers (Keras 3, TensorFlow ops only) and numpy mel helpers."""
 
+import zoo._quiet_tf  # noqa: F401 - first: TensorFlow without its start-up lines
 from zoo.layers.augment import SpecAugment
 from zoo.layers.compression import Log10Scaled, LogEps, LogLearn, PowerToDb
 from zoo.layers.filterbank import hz_to_mel, mel_filterbank, mel_frequencies, mel_to_hz

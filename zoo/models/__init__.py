@@ -2,6 +2,7 @@
 are its features (`zoo.models.registry.register`); importing `zoo.models` registers them all,
 in this order."""
 
+import zoo._quiet_tf  # noqa: F401 - first: TensorFlow without its start-up lines
 from zoo.models import (
     classifier,  # noqa: F401
     melcnn,  # noqa: F401
