@@ -69,7 +69,18 @@ def test_export_command_writes_a_serving_layout(tmp_path, capsys):
     assert path.endswith("vgg_mtt/2")
     assert (tmp_path / "vgg_mtt" / "2" / "saved_model.pb").is_file()
     assert (tmp_path / "vgg_mtt" / "2" / "assets" / "tags.txt").is_file()
+    capsys.readouterr()
     assert main(["export", "vgg_mtt", str(tmp_path), "--version", "2"]) == 2  # no overwrite
+    assert "--overwrite" in capsys.readouterr().err  # the message names the CLI flag
+
+
+def test_the_readmes_two_export_commands_work_in_order(tmp_path, capsys):
+    """README: `zoo export P models` then `zoo export P models --format tflite`."""
+    assert main(["export", "vgg_mtt", str(tmp_path)]) == 0
+    assert main(["export", "vgg_mtt", str(tmp_path), "--format", "tflite"]) == 0
+    version = tmp_path / "vgg_mtt" / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "model.tflite").is_file()
+    assert main(["export", "vgg_mtt", str(tmp_path), "--format", "tflite"]) == 2  # now exists
 
 
 def test_zoo_export_is_the_function():

@@ -378,7 +378,8 @@ def export(
 
     Raises:
         ValueError: bad ``format``, ``version``, ``tail`` or ``max_patches_per_call``.
-        FileExistsError: the version folder exists and ``overwrite`` is False.
+        FileExistsError: the version folder exists and ``overwrite`` is False (except a TFLite
+            export into a version folder that holds only a SavedModel: it is added beside it).
         TypeError: ``model_or_preset`` is not a preset or a model from `zoo.load`.
         PresetError, WeightsError: as `zoo.load`.
 
@@ -402,8 +403,13 @@ def export(
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ValueError(f"model_name must be a plain folder name, got {name!r}")
     target = Path(os.fspath(base_dir)).expanduser() / name / str(version)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pick another version or pass overwrite=True")
+    # A TFLite file may join a SavedModel of the same version (README: both exports, one
+    # folder): its files (model.tflite, tags.txt, zoo_preset.json) sit beside saved_model.pb.
+    beside = (target.exists() and not overwrite and format == "tflite"
+              and (target / "saved_model.pb").is_file() and not (target / TFLITE_FILE).exists())
+    if target.exists() and not overwrite and not beside:
+        raise FileExistsError(f"{target} exists: pick another version (--version N; Python: "
+                              "version=N) or replace it (--overwrite; Python: overwrite=True)")
 
     grid = patch_grid_for(config, tail)
     document = _preset_document(config, grid, max_patches_per_call, version, format)
@@ -426,6 +432,10 @@ def export(
             staging.mkdir()
             (staging / TFLITE_FILE).write_bytes(data)
             _write_assets(staging, document, config.tags)
+            if beside:
+                for item in sorted(staging.iterdir(), key=lambda p: p.name == TFLITE_FILE):
+                    os.replace(item, target / item.name)  # the model file last
+                return target
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
