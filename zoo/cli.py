@@ -229,7 +229,12 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from zoo.inference.tagging import resolve_model, tag
 
     try:
-        model = resolve_model(args.model)
+        if args.checkpoint:  # an original TF1 checkpoint, converted on the fly
+            from zoo.models.loading import load
+
+            model = load(args.model, checkpoint=args.checkpoint)
+        else:
+            model = resolve_model(args.model)
     except ZooError as err:
         print(f"zoo: {err}", file=sys.stderr)
         return 2
@@ -284,9 +289,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from zoo.presets import presets
 
+    from zoo.presets import get_preset
+
     known = presets()
     width = max(map(len, known), default=0)
     for name, description in known.items():
+        weights = get_preset(name).weights
+        if weights.file is None and not weights.hub:  # nothing to download: bring your own
+            description += " [no weights shipped: use --checkpoint DIR with the original]"
         print(f"{name:{width}s}  {description}")
     return 0
 
@@ -548,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", choices=("end", "drop"), default="end",
                    help="'end': also tag the end of the file; 'drop': ignore a remainder shorter "
                         "than a patch, like the original musicnn")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="an original musicnn TF1 checkpoint folder to convert and use (the only "
+                        "way to run musicnn_msd_big, whose weights are not published)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write the taggrams as JSON ('-' = stdout)")
     out.add_argument("--csv", metavar="OUT", help="write the taggrams as CSV, one row per patch")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import zoo
 from zoo.errors import WeightsError
 from zoo.models.musicnn.convert import LAYER_MAPS, assign_tf1_weights, read_tf1_checkpoint
 from zoo.models.musicnn.musicnn import MUSICNN_FEATURES, build_musicnn
@@ -131,3 +132,24 @@ def test_unreadable_checkpoint_is_a_weights_error(tmp_path):
 def test_feature_names_cover_the_original_extractor():
     assert list(MUSICNN_FEATURES) == ["timbral", "temporal", "cnn1", "cnn2", "cnn3",
                                       "mean_pool", "max_pool", "penultimate"]
+
+
+def test_cli_tags_musicnn_msd_big_from_an_original_checkpoint_folder(tmp_path, capsys):
+    from zoo.cli import main
+    from zoo.models.pipeline import build_backbone
+
+    backbone = build_backbone(zoo.get_preset("musicnn_msd_big"))
+    variables = _fake_tf1_variables(backbone, "musicnn", np.random.default_rng(4))
+    # The musicnn wheel's layout: the folder itself is the prefix (".index", ".data-...").
+    (tmp_path / "MSD_musicnn_big").mkdir()
+    _save_tf1_checkpoint(variables, f"{tmp_path / 'MSD_musicnn_big'}/")
+    clip = "tests/data/clips/synth_music.flac"
+    assert main(["tag", clip, "--model", "musicnn_msd_big"]) == 2  # no weights: says how
+    assert "--checkpoint DIR" in capsys.readouterr().err
+    assert main(["tag", clip, "--model", "musicnn_msd_big", "--checkpoint",
+                 str(tmp_path / "MSD_musicnn_big"), "--top", "3"]) == 0
+    assert capsys.readouterr().out.startswith(f"{clip}: ")
+    assert main(["presets"]) == 0
+    big = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("musicnn_msd_big"))
+    assert "--checkpoint DIR" in big

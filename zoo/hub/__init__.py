@@ -182,8 +182,8 @@ def resolve_weights(config: PresetConfig, opts: HubOptions | None = None, *,
         raise WeightsError(
             f"no pretrained weights are available for preset {config.name!r}: "
             f"{config.source.get('checkpoint', 'they were not published')}. If you have the "
-            f"original TF1 checkpoint folder, pass it: zoo.load({config.name!r}, "
-            "checkpoint='/path/to/checkpoint_dir/')"
+            f"original TF1 checkpoint folder, pass it: zoo tag FILE --model {config.name} "
+            f"--checkpoint DIR (Python: zoo.load({config.name!r}, checkpoint=DIR))"
         )
     check_weights_name(ref.file, what)
     local = (Path(config.root) if config.root else shipped_dir()) / ref.file
