@@ -287,9 +287,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from zoo.presets import presets
-
-    from zoo.presets import get_preset
+    from zoo.presets import get_preset, presets
 
     known = presets()
     width = max(map(len, known), default=0)
