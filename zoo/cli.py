@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,11 +251,15 @@ def cmd_tag(args: argparse.Namespace) -> int:
     for path in progress:
         progress.set_postfix_str(os.path.basename(path)[:30])
         try:
-            taggram = tag(path, model=model, hop_seconds=args.hop, tail=args.tail)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                taggram = tag(path, model=model, hop_seconds=args.hop, tail=args.tail)
         except (ZooError, OSError) as err:
             failures.append((path, str(err)))
             tqdm.write(f"zoo: FAILED {err}", file=sys.stderr)
             continue
+        for caught_warning in caught:  # the message, never Python's source line
+            tqdm.write(f"zoo: warning: {caught_warning.message}", file=sys.stderr)
         results.append(taggram)
         if args.plot:
             plot = _plot_path(args.plot, path, many, plots)

@@ -708,3 +708,14 @@ def test_a_text_file_named_like_audio_says_what_is_missing(tmp_path):
     assert "not an audio file" in reason and "no MP3 frame" in reason
     assert "looks like text" in reason
     assert "does not exist" not in reason  # libsndfile's misleading words are not passed on
+
+
+def test_an_mp3_length_estimate_is_not_a_truncation_warning():
+    from zoo.audio import _decode
+
+    meta = _containers.Meta("x.mp3", "MP3", "MPEG_LAYER_III", 44100, 2, 468_340, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _decode._shortfall(meta, 468_340, 465_984)  # a valid file: 99.5% of the estimate
+    with pytest.warns(AudioWarning, match="may be truncated"):
+        _decode._shortfall(meta, 468_340, 200_000)  # most of it missing

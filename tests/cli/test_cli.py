@@ -162,3 +162,17 @@ def test_plot_into_a_folder_names_each_file_and_says_where(tmp_path, capsys):
     assert made == ["real_rock_hedgewars.png", "synth_music.png"]  # never a hidden ".png"
     for name in made:
         assert f"plot {folder / name}" in err
+
+
+def test_warnings_are_printed_as_lines_without_python_source(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16000 * 5, np.float32), 16000)
+    out = tmp_path / "t.json"
+    assert main(["tag", str(silent), "--model", "musicnn_mtt", "--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"zoo: warning: {silent}: silent" in err
+    assert "warnings.warn" not in err and "AudioWarning" not in err
+    assert "silent" in json.loads(out.read_text())["files"][0]["warnings"][0]

@@ -154,3 +154,23 @@ def test_features_is_a_read_only_mapping_with_a_short_repr():
         feats.features["penultimate"] = None  # read-only
     text = repr(feats)
     assert len(text) < 1000 and "penultimate (" in text and "float32" in text
+
+
+@pytest.mark.parametrize("signal, words", [
+    (np.zeros(16000 * 10, np.float32), "silent"),
+    (np.full(16000 * 10, 1e-3, np.float32) * np.sign(np.sin(np.arange(160000))), "very quiet"),
+    (np.array([0.5], np.float32), "shorter than one"),
+])
+def test_doubtful_audio_is_tagged_with_a_warning(signal, words):
+    with pytest.warns(zoo.errors.AudioWarning, match=words):
+        taggram = zoo.tag(signal, model="musicnn_msd", source_sr=16000)
+    assert any(words in w for w in taggram.warnings)
+    assert any(words in w for w in taggram.to_dict()["warnings"])
+
+
+def test_music_is_tagged_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert zoo.tag(CLIP, model="musicnn_msd").warnings == ()

@@ -35,6 +35,11 @@ def _decode_failure(meta: Meta, err: Exception, at: int = 0) -> str:
     return f"truncated or corrupt {meta.format} data: decoding failed{where} (libsndfile: {why})"
 
 
+# Valid MP3s without a length header decode to within ~1% of libsndfile's estimate (a real
+# file: 465,984 of an estimated 468,340 frames); only a larger miss suggests truncation.
+ESTIMATE_TOLERANCE = 0.95
+
+
 def _shortfall(meta: Meta, wanted_end: int, got_end: int) -> None:
     """Raise (or, for estimated MP3 lengths, warn) when fewer frames decode than declared."""
     if got_end >= wanted_end:
@@ -45,6 +50,8 @@ def _shortfall(meta: Meta, wanted_end: int, got_end: int) -> None:
     )
     if meta.exact_frames:
         raise AudioError(meta.name, msg)
+    if got_end >= ESTIMATE_TOLERANCE * wanted_end:
+        return  # an MP3 length without a header is only an estimate: a small miss is normal
     warnings.warn(
         f"{meta.name}: {meta.format} decoded {got_end} of an estimated {meta.frames} frames; "
         "it may be truncated",

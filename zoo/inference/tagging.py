@@ -10,6 +10,7 @@ import math
 import os
 import queue
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import audio
-from zoo.errors import AudioError, PresetError
+from zoo.errors import AudioError, AudioWarning, PresetError
 from zoo.inference.patching import PatchGrid, iter_patches
 from zoo.models.loading import resolve
 from zoo.models.pipeline import inference_model
@@ -47,6 +48,8 @@ class Taggram:
         source: the file (or a description of in-memory audio).
         patch_seconds: duration of one patch.
         repeat_padded: the audio was shorter than one patch and was tiled to fill it.
+        warnings: what makes these tags doubtful: silence, near-silence, audio shorter than a
+            patch (also issued as `zoo.errors.AudioWarning`).
     """
 
     probabilities: np.ndarray
@@ -55,6 +58,7 @@ class Taggram:
     source: str = "<audio>"
     patch_seconds: float = 3.0
     repeat_padded: bool = False
+    warnings: tuple[str, ...] = ()
 
     @property
     def mean(self) -> np.ndarray:
@@ -74,6 +78,7 @@ class Taggram:
             "times": [round(float(t), 4) for t in self.times],
             "probabilities": np.round(self.probabilities, 6).tolist(),
             "repeat_padded": self.repeat_padded,
+            "warnings": list(self.warnings),
         }
         if top:
             data["top"] = [{"tag": t, "probability": round(p, 6)} for t, p in self.top(top)]
@@ -290,12 +295,14 @@ class ModelRun:
             array, or a dict of arrays for a features model), in patch order.
         times: start of every patch, seconds.
         repeat_padded: the audio was shorter than one patch and was tiled to fill it.
+        peak: the largest absolute sample the model saw.
     """
 
     config: PresetConfig
     outputs: list[Any]
     times: np.ndarray
     repeat_padded: bool
+    peak: float = 1.0
 
 
 def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
@@ -328,17 +335,19 @@ def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
     starts: list[int] = []
     outputs: list[Any] = []
     padded = False
+    peak = 0.0
     for batch_starts, windows, was_padded in prefetch(
             _batches(source, config, grid, source_sr, batch_size)):
         out = fn(windows)
         outputs.append(tf.nest.map_structure(lambda t: t.numpy(), out))
         starts.extend(batch_starts)
         padded |= was_padded
+        peak = max(peak, float(np.max(np.abs(windows))))
     if not outputs:
         raise AudioError(describe_source(source), "no audio samples to tag")
     prep = config.preprocessing
     times = np.asarray(starts, np.float64) * prep.hop_length / prep.sample_rate
-    return ModelRun(config, outputs, times, padded)
+    return ModelRun(config, outputs, times, padded, peak)
 
 
 def describe_source(source: Any) -> str:
@@ -396,8 +405,30 @@ def tag(
     if probabilities.ndim != 2 or probabilities.shape[1] != len(config.tags):
         raise TypeError(f"model {config.name!r} does not output tag probabilities "
                         "(was it loaded with include_top=False?)")
-    return Taggram(probabilities, config.tags, run.times, describe_source(audio_or_path),
-                   config.preprocessing.patch_seconds, run.repeat_padded)
+    source = describe_source(audio_or_path)
+    notes = doubts(run)
+    for note in notes:
+        warnings.warn(f"{source}: {note}", AudioWarning, stacklevel=2)
+    return Taggram(probabilities, config.tags, run.times, source,
+                   config.preprocessing.patch_seconds, run.repeat_padded, tuple(notes))
+
+
+SILENT_PEAK_DBFS = -80.0
+QUIET_PEAK_DBFS = -50.0
+
+
+def doubts(run: ModelRun) -> list[str]:
+    """Why a run's outputs may mean little: silence, near-silence, less than one patch."""
+    notes = []
+    peak_db = 20 * math.log10(run.peak) if run.peak > 0 else -math.inf
+    if peak_db < SILENT_PEAK_DBFS:
+        notes.append(f"silent (peak {peak_db:.0f} dBFS): its tags mean nothing")
+    elif peak_db < QUIET_PEAK_DBFS:
+        notes.append(f"very quiet (peak {peak_db:.0f} dBFS): its tags may mean little")
+    if run.repeat_padded:
+        notes.append(f"shorter than one {run.config.preprocessing.patch_seconds:.1f} s patch: "
+                     "tiled to fill it, so its tags are unreliable")
+    return notes
 
 
 def extract(
