@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -54,6 +55,8 @@ def filtered_stderr(drop_prefixes: Sequence[bytes]) -> Iterator[None]:
     saved = os.dup(2)
     read_end, write_end = os.pipe()
 
+    prefixes = tuple(drop_prefixes)
+
     def forward() -> None:
         pending = b""
         while True:
@@ -64,12 +67,24 @@ def filtered_stderr(drop_prefixes: Sequence[bytes]) -> Iterator[None]:
             if not chunk:
                 break
             pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if not line.startswith(tuple(drop_prefixes)):
-                    os.write(saved, line + b"\n")
-        if pending and not pending.startswith(tuple(drop_prefixes)):
+            # "\r" ends a segment too: progress bars redraw with it, and must not wait for "\n".
+            *segments, pending = re.split(b"(?<=[\r\n])", pending)
+            for segment in segments:
+                segment = _without_noise(segment)
+                if segment:
+                    os.write(saved, segment)
+        pending = _without_noise(pending)
+        if pending:
             os.write(saved, pending)
+
+    def _without_noise(segment: bytes) -> bytes:
+        # A library's line can start right after a progress bar's text (which ends without a
+        # newline): cut from the first dropped prefix to the end of the segment.
+        cuts = [i for i in (segment.find(p) for p in prefixes) if i >= 0]
+        if not cuts:
+            return segment
+        kept = segment[:min(cuts)]
+        return b"" if not kept.strip(b"\r") else kept
 
     thread = threading.Thread(target=forward, daemon=True, name="zoo-stderr-filter")
     thread.start()

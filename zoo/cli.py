@@ -155,11 +155,19 @@ _BEAM_NOISE = (b"INFO:", b"WARNING:__main__:", b"WARNING:root:", b"WARNING:apach
                b"WARNING: All log messages before absl", b"I0000 ", b"E0000 ", b"W0000 ")
 
 
+# What libmpg123 (libsndfile's MP3 decoder) prints on its own about streams it copes with:
+# not actionable for a user, who gets a clear error from zoo when a file cannot be decoded.
+_DECODER_NOISE = (b"Note: Illegal Audio-MPEG-Header", b"Note: Trying to resync",
+                  b"Note: Hit end of (available) data", b"Note: Skipped ",
+                  b"Warning: Xing stream size", b"Warning: Encountered more data after",
+                  b"Warning: Big change", b"Big change (MPEG version", b"[src/libmpg123/")
+
+
 def _run_quietly(fn: Any, *a: Any, **k: Any) -> Any:
     """Run a pipeline with Beam's and TensorFlow's start-up chatter filtered from stderr."""
     from zoo._console import filtered_stderr
 
-    with filtered_stderr(_BEAM_NOISE):
+    with filtered_stderr(_BEAM_NOISE + _DECODER_NOISE):
         return fn(*a, **k)
 
 
@@ -680,6 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("tag", "export", "finetune", "index", "similar"):
         import_tensorflow_quietly()
     try:
+        if args.command in ("tag", "index", "similar"):
+            from zoo._console import filtered_stderr
+
+            with filtered_stderr(_DECODER_NOISE):
+                return args.func(args)
         return args.func(args)
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)

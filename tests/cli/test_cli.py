@@ -176,3 +176,12 @@ def test_warnings_are_printed_as_lines_without_python_source(tmp_path, capsys):
     assert f"zoo: warning: {silent}: silent" in err
     assert "warnings.warn" not in err and "AudioWarning" not in err
     assert "silent" in json.loads(out.read_text())["files"][0]["warnings"][0]
+
+
+def test_decoder_chatter_stays_off_stderr(tmp_path, capfd):
+    text = tmp_path / "notes.mp3"
+    text.write_text("this is not an mp3\n" * 20)
+    assert main(["tag", str(text), OTHER, "--model", "musicnn_mtt"]) == 1
+    err = capfd.readouterr().err
+    assert "not an audio file" in err and "no MP3 frame" in err
+    assert "Illegal Audio-MPEG-Header" not in err and "Trying to resync" not in err

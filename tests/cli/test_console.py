@@ -18,3 +18,14 @@ def test_lines_of_children_are_filtered_by_prefix(capfd):
     assert "zoo: worker 1: 3 files done" in err and "Traceback: kept" in err
     assert "zoo: from the parent" in err
     assert "INFO:" not in err and "oneDNN" not in err
+
+
+def test_a_progress_bar_redraws_at_once_and_noise_after_it_is_cut(capfd):
+    import os
+
+    with filtered_stderr([b"Note: "]):
+        os.write(2, b"\r 10%|bar|")
+        os.write(2, b"Note: Illegal Audio-MPEG-Header 0x00000000 at offset 6.\n")
+        os.write(2, b"\r100%|bar|\n")
+    err = capfd.readouterr().err
+    assert err == "\r 10%|bar|\r100%|bar|\n"
