@@ -83,6 +83,8 @@ def _tag_argument_error(args: argparse.Namespace) -> str | None:
     if args.plot:
         if _is_plot_folder(args.plot):
             folder = Path(args.plot)
+            if folder.exists() and not folder.is_dir():
+                return f"--plot {args.plot}: {folder} is a file, not a folder"
             if not folder.is_dir() and not folder.parent.is_dir():
                 return f"--plot {args.plot}: its folder {folder.parent} does not exist"
         else:

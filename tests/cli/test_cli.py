@@ -117,6 +117,8 @@ def _no_model(monkeypatch):
     (["--csv", "/nonexistent/x.csv"], "does not exist"),
     (["--plot", "/nonexistent/p.png"], "does not exist"),
     (["--json", "."], "is a folder"),
+    (["--plot", f"{CLIP}/"], "is a file, not a folder"),
+    (["--plot", "/nonexistent/dir/"], "does not exist"),
 ])
 def test_bad_arguments_are_refused_before_any_work(args, message, capsys, monkeypatch):
     _no_model(monkeypatch)
