@@ -17,6 +17,8 @@ import numpy as np
 
 from zoo.beam.decode import FileSummary
 from zoo.beam.sources import FAILED, Failure
+from zoo.errors import AudioError
+from zoo.search.embedding import segments_from_patches
 
 SEGMENTS = "segments"
 """The tag of `AssembleEmbeddings`' per-segment rows."""
@@ -74,10 +76,18 @@ def _joined(patches: beam.PCollection, summaries: beam.PCollection,
             | "JoinPatches" >> beam.CoGroupByKey())
 
 
-class _TaggramRows(beam.DoFn):
+class _FileRows(beam.DoFn):
+    """Base of the row makers: the run's model, and a file's failure as one dead-letter row."""
+
     def __init__(self, model: RunModel):
         self.model = model
 
+    @staticmethod
+    def failure(summary: FileSummary, problem: str) -> beam.pvalue.TaggedOutput:
+        return beam.pvalue.TaggedOutput(FAILED, Failure(summary.file.path, problem, "infer"))
+
+
+class _TaggramRows(_FileRows):
     def process(self, item: tuple[str, dict]) -> Iterator[Any]:
         key, groups = item
         summary, starts, probabilities, problem = _collect(key, groups)
@@ -86,8 +96,7 @@ class _TaggramRows(beam.DoFn):
         if problem is None and not np.all(np.isfinite(probabilities)):
             problem = "the model's output is not finite"
         if problem is not None:
-            yield beam.pvalue.TaggedOutput(FAILED, Failure(summary.file.path, problem,
-                                                           "infer"))
+            yield self.failure(summary, problem)
             return
         probabilities = probabilities.astype(np.float32)
         row = _file_columns(summary, self.model)
@@ -96,14 +105,8 @@ class _TaggramRows(beam.DoFn):
         yield row
 
 
-class _EmbeddingRows(beam.DoFn):
-    def __init__(self, model: RunModel):
-        self.model = model
-
+class _EmbeddingRows(_FileRows):
     def process(self, item: tuple[str, dict]) -> Iterator[Any]:
-        from zoo.errors import AudioError
-        from zoo.search.embedding import segments_from_patches
-
         key, groups = item
         summary, starts, outputs, problem = _collect(key, groups)
         if summary is None:
@@ -114,8 +117,7 @@ class _EmbeddingRows(beam.DoFn):
             except AudioError as err:
                 problem = err.reason
         if problem is not None:
-            yield beam.pvalue.TaggedOutput(FAILED, Failure(summary.file.path, problem,
-                                                           "infer"))
+            yield self.failure(summary, problem)
             return
         row = _file_columns(summary, self.model)
         row.update(segments=len(seg), vector=seg.mean.tolist())
