@@ -27,6 +27,7 @@ _LAZY = {
     "load": "zoo.models.loading",
     "tag": "zoo.inference.tagging",
     "extract": "zoo.inference.tagging",
+    "embed": "zoo.inference.tagging",
     "Taggram": "zoo.inference.tagging",
     "Features": "zoo.inference.tagging",
     "save_preset": "zoo.hub.saving",

@@ -1,6 +1,7 @@
 """The ``zoo`` command: a thin layer over `zoo.tag` and `zoo.presets`.
 
     zoo tag FILE... [--model PRESET] [--top N] [--hop SECONDS] [--json OUT | --csv OUT] [--plot PNG]
+    zoo embed FILE... --out OUT.(npz|parquet) [--model PRESET] [--feature NAME]
     zoo presets
     zoo export PRESET_OR_PATH OUT [--version N] [--format saved_model|tflite]
     zoo fetch PRESET                 (pre-download weights for offline use)
@@ -30,6 +31,11 @@ from zoo.errors import ZooError
 from zoo.finetune.cli import add_finetune_parser
 
 _GLOB_CHARS = frozenset("*?[")
+# Commands that start TensorFlow (its C++ start-up lines are kept off the terminal) and those
+# that decode audio (libmpg123's own messages are filtered from stderr).
+_TENSORFLOW_COMMANDS = frozenset({"tag", "embed", "export", "finetune", "index", "similar",
+                                  "serve"})
+_DECODING_COMMANDS = frozenset({"tag", "embed", "index", "similar", "serve"})
 
 
 def _is_plot_folder(plot: str) -> bool:
@@ -75,6 +81,10 @@ def _tag_argument_error(args: argparse.Namespace) -> str | None:
         return f"--hop must be a positive number of seconds, got {args.hop:g}"
     if args.top < 1:
         return f"--top must be >= 1, got {args.top}"
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        return f"--threshold is a probability in [0, 1], got {args.threshold:g}"
+    if args.per_file and not args.csv:
+        return "--per-file shapes the CSV: use it with --csv OUT"
     for flag, value in (("--json", args.json), ("--csv", args.csv)):
         if value and value != "-":
             problem = _output_problem(value)
@@ -121,13 +131,28 @@ def _expand_inputs(items: list[str], recursive: bool) -> tuple[list[str], str | 
     return files, None
 
 
-def _write_csv(path: str, taggrams) -> None:
+def _probability_cells(values, threshold: float | None) -> list[str]:
+    """CSV cells of probabilities; with a threshold, those below it are left empty."""
+    return [f"{p:.6f}" if threshold is None or p >= threshold else "" for p in values]
+
+
+def _write_csv(path: str, taggrams, *, per_file: bool = False, top: int = 5,
+               threshold: float | None = None) -> None:
+    """One row per patch (file, start, every tag), or with ``per_file`` one row per file (file,
+    its top tags, every tag's mean); ``threshold`` keeps only probabilities at or above it."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "start_seconds", *taggrams[0].tags])
+        tags = taggrams[0].tags
+        if per_file:
+            writer.writerow(["file", "top_tags", *tags])
+            for tg in taggrams:
+                best = ";".join(f"{name}:{p:.3f}" for name, p in tg.top(top, threshold))
+                writer.writerow([tg.source, best, *_probability_cells(tg.mean, threshold)])
+            return
+        writer.writerow(["file", "start_seconds", *tags])
         for tg in taggrams:
             for t, row in zip(tg.times, tg.probabilities, strict=True):
-                writer.writerow([tg.source, f"{t:.3f}", *(f"{p:.6f}" for p in row)])
+                writer.writerow([tg.source, f"{t:.3f}", *_probability_cells(row, threshold)])
 
 
 def _beam_unavailable(command: str) -> str | None:
@@ -277,11 +302,13 @@ def cmd_tag(args: argparse.Namespace) -> int:
             if not args.quiet:
                 tqdm.write(f"zoo: plot {plot}", file=sys.stderr)
         if args.json != "-":  # -q silences progress and notices, not the results
-            top = ", ".join(f"{name} ({p:.3f})" for name, p in taggram.top(args.top))
-            tqdm.write(f"{path}: {top}")
+            top = ", ".join(f"{name} ({p:.3f})"
+                            for name, p in taggram.top(args.top, args.threshold))
+            tqdm.write(f"{path}: {top or f'(no tag reaches {args.threshold:g})'}")
     if args.json:
         doc = {"model": model.zoo_preset.name,
-               "files": [tg.to_dict(top=args.top) for tg in results],
+               "files": [tg.to_dict(top=args.top, threshold=args.threshold)
+                         for tg in results],
                "failed": [{"file": p, "error": e} for p, e in failures]}
         text = json.dumps(doc, indent=1)
         if args.json == "-":
@@ -289,10 +316,77 @@ def cmd_tag(args: argparse.Namespace) -> int:
         else:
             Path(args.json).write_text(text + "\n", encoding="utf-8")
     if args.csv and results:
-        _write_csv(args.csv, results)
+        _write_csv(args.csv, results, per_file=args.per_file, top=args.top,
+                   threshold=args.threshold)
     if many and not args.quiet:
         print(f"zoo: tagged {len(results)} of {len(args.files)} files in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    if failures:
+        print(f"zoo: {len(failures)} file(s) failed:", file=sys.stderr)
+        for path, _ in failures:
+            print(f"  {path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from zoo.inference.embedding_files import open_writer, output_problem
+
+    problem = None
+    if not (math.isfinite(args.hop) and args.hop > 0):
+        problem = f"--hop must be a positive number of seconds, got {args.hop:g}"
+    elif where := _output_problem(args.out):
+        problem = f"--out {args.out}: {where}"
+    else:
+        problem = output_problem(args.out)
+    if problem is None:
+        args.files, problem = _expand_inputs(args.files, args.recursive)
+    if problem:
+        print(f"zoo embed: {problem}", file=sys.stderr)
+        return 2
+
+    from zoo.inference.tagging import embed, embedding_features, resolve_model
+
+    names = args.feature or None
+    try:
+        model = resolve_model(args.model)
+        unknown = [n for n in names or () if n not in embedding_features(model)]
+        if unknown:  # refused before any file is read
+            print(f"zoo embed: model {model.zoo_preset.name!r} has no feature "
+                  f"{', '.join(map(repr, unknown))}; it has: "
+                  f"{', '.join(embedding_features(model))}", file=sys.stderr)
+            return 2
+    except ZooError as err:
+        print(f"zoo: {err}", file=sys.stderr)
+        return 2
+    writer = open_writer(args.out, model.zoo_preset.name)
+    failures: list[tuple[str, str]] = []
+    done = 0
+    started = time.perf_counter()
+    progress = tqdm(args.files, unit="file", disable=len(args.files) < 2 or args.quiet,
+                    file=sys.stderr)
+    for path in progress:
+        progress.set_postfix_str(os.path.basename(path)[:30])
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                features = embed(path, model, names, hop_seconds=args.hop, tail=args.tail)
+        except (ZooError, OSError) as err:
+            failures.append((path, str(err)))
+            tqdm.write(f"zoo: FAILED {err}", file=sys.stderr)
+            continue
+        for caught_warning in caught:
+            tqdm.write(f"zoo: warning: {caught_warning.message}", file=sys.stderr)
+        writer.add(features)
+        done += 1
+    writer.close()
+    if not args.quiet:
+        shapes = ", ".join(f"{name} {tuple(a.shape[1:])}" for name, a in features.items()) \
+            if done else "nothing"
+        print(f"zoo: embedded {done} of {len(args.files)} files ({shapes} per patch) in "
+              f"{time.perf_counter() - started:.1f} s -> {args.out}", file=sys.stderr)
     if failures:
         print(f"zoo: {len(failures)} file(s) failed:", file=sys.stderr)
         for path, _ in failures:
@@ -577,6 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write the taggrams as JSON ('-' = stdout)")
     out.add_argument("--csv", metavar="OUT", help="write the taggrams as CSV, one row per patch")
+    p.add_argument("--per-file", action="store_true",
+                   help="with --csv: one row per file (its top tags, each tag's mean "
+                        "probability) instead of one per patch")
+    p.add_argument("--threshold", type=float, metavar="P",
+                   help="report only tags whose probability is at least P (printed and JSON "
+                        "top tags, --per-file top tags; CSV cells below P are left empty)")
     p.add_argument("--plot", metavar="PNG",
                    help="write a taggram figure: PNG for one file (out_<file>.png for several), "
                         "or a folder (ending in /) for <file>.png each")
@@ -591,6 +691,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="with --runner: start --out again (needed to change the model)")
     p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("embed", help="write per-patch and per-file embeddings (.npz or Parquet)",
+                       description="Embeddings of audio files, per patch and per file (the mean "
+                                   "over its patches), for your own classifiers or search.")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="audio files, folders (their audio files) or globs (quoted)")
+    p.add_argument("--model", default="musicnn_msd",
+                   help="preset name, preset directory or .keras file (default: musicnn_msd)")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="OUT.npz (numpy) or OUT.parquet (one row per file; needs pyarrow)")
+    p.add_argument("--feature", action="append", metavar="NAME",
+                   help="a named feature to write instead of the model's embedding (repeat for "
+                        "several; 'embedding' is the model's own, 'tags' a tagger's "
+                        "probabilities; an unknown name lists the model's)")
+    p.add_argument("--hop", type=float, default=3.0,
+                   help="seconds between patches (default: 3.0)")
+    p.add_argument("--tail", choices=("end", "drop"), default="end",
+                   help="'end': also embed the end of the file; 'drop': ignore a remainder "
+                        "shorter than a patch")
+    p.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
+                   help="include the audio files in subfolders of a FILE that is a folder "
+                        "(default: on)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar or summary (errors are still printed)")
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("presets", help="list the pretrained presets")
     p.set_defaults(func=cmd_presets)
@@ -687,10 +812,10 @@ def main(argv: list[str] | None = None) -> int:
     argv, beam_args = split_beam_args(argv)
     args = build_parser().parse_args(argv)
     args.beam_args = beam_args
-    if args.command in ("tag", "export", "finetune", "index", "similar"):
+    if args.command in _TENSORFLOW_COMMANDS:
         import_tensorflow_quietly()
     try:
-        if args.command in ("tag", "index", "similar"):
+        if args.command in _DECODING_COMMANDS:
             from zoo._console import filtered_stderr
 
             with filtered_stderr(_DECODER_NOISE):

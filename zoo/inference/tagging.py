@@ -12,7 +12,7 @@ import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -65,13 +65,16 @@ class Taggram:
         """Mean probability of every tag over the patches."""
         return self.probabilities.mean(axis=0)
 
-    def top(self, n: int = 5) -> list[tuple[str, float]]:
-        """The ``n`` tags with the highest mean probability, best first."""
+    def top(self, n: int = 5, threshold: float | None = None) -> list[tuple[str, float]]:
+        """The ``n`` tags with the highest mean probability, best first; with ``threshold``,
+        only those whose mean probability is at least ``threshold`` (so possibly none)."""
         mean = self.mean
         order = np.argsort(-mean, kind="stable")[:n]
-        return [(self.tags[i], float(mean[i])) for i in order]
+        return [(self.tags[i], float(mean[i])) for i in order
+                if threshold is None or mean[i] >= threshold]
 
-    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+    def to_dict(self, top: int | None = None,
+                threshold: float | None = None) -> dict[str, Any]:
         data = {
             "source": self.source,
             "tags": list(self.tags),
@@ -81,7 +84,8 @@ class Taggram:
             "warnings": list(self.warnings),
         }
         if top:
-            data["top"] = [{"tag": t, "probability": round(p, 6)} for t, p in self.top(top)]
+            data["top"] = [{"tag": t, "probability": round(p, 6)}
+                           for t, p in self.top(top, threshold)]
         return data
 
     def plot(self, path: str | os.PathLike, title: str | None = None) -> None:
@@ -411,6 +415,73 @@ def tag(
         warnings.warn(f"{source}: {note}", AudioWarning, stacklevel=2)
     return Taggram(probabilities, config.tags, run.times, source,
                    config.preprocessing.patch_seconds, run.repeat_padded, tuple(notes))
+
+
+EMBEDDING = "embedding"
+"""The name `embed` gives a model's own embedding (``include_top=False``'s output)."""
+
+
+def embedding_features(model: str | os.PathLike | keras.Model) -> tuple[str, ...]:
+    """The feature names `embed` accepts for ``model``: its taps, ``tags`` for a tagger (whose
+    tag layer is kept), and ``embedding``."""
+    view = resolve(model, include_top=True, features=True)
+    return (*view.output.keys(), EMBEDDING)
+
+
+def embed(
+    audio_or_path: AudioInput,
+    model: str | os.PathLike | keras.Model = "musicnn_msd",
+    features: Sequence[str] | None = None,
+    hop_seconds: float = 3.0,
+    *,
+    source_sr: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    tail: str = "end",
+) -> Features:
+    """Embeddings per patch of a whole recording: the model's embedding, or named features.
+
+    Args:
+        audio_or_path, model, hop_seconds, source_sr, batch_size, tail: as `tag`.
+        features: feature names to return (those of `extract`, plus ``"embedding"`` for the
+            model's own embedding and ``"tags"`` for a tagger's probabilities); default
+            ``("embedding",)``, which runs only the layers the embedding needs.
+
+    Returns:
+        `Features` holding the requested names, each ``(patches, ...)``.
+
+    Raises:
+        AudioError: the audio cannot be read or is empty.
+        PresetError: a requested feature the model does not have (the message lists them).
+
+    Example:
+        >>> zoo.embed("song.wav", model="musicnn_msd")["embedding"].shape
+        (10, 200)
+        >>> zoo.embed("song.wav", features=["max_pool", "tags"]).names
+        ('max_pool', 'tags')
+    """
+    names = tuple(dict.fromkeys(features or (EMBEDDING,)))
+    if not names:
+        raise PresetError("embed: ask for at least one feature")
+    if names == (EMBEDDING,):
+        view = resolve(model, include_top=False)
+        run = run_model(audio_or_path, view, hop_seconds, batch_size, source_sr, tail)
+        arrays = {EMBEDDING: np.concatenate(run.outputs, axis=0)}
+    else:
+        view = resolve(model, include_top=True, features=True)
+        config = view.zoo_preset
+        _, embedding_tap = get_architecture(config.architecture).taps(
+            config.architecture_config)
+        available = embedding_features(view)
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise PresetError(f"model {config.name!r} has no feature "
+                              f"{', '.join(map(repr, unknown))}; it has: {', '.join(available)}")
+        run = run_model(audio_or_path, view, hop_seconds, batch_size, source_sr, tail)
+        arrays = {name: np.concatenate(
+            [o[embedding_tap if name == EMBEDDING else name] for o in run.outputs], axis=0)
+            for name in names}
+    tags = run.config.tags if "tags" in arrays else ()
+    return Features(arrays, run.times, tags, describe_source(audio_or_path), run.repeat_padded)
 
 
 SILENT_PEAK_DBFS = -80.0

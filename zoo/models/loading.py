@@ -150,7 +150,8 @@ def resolve(model: Any, *, include_top: bool = True, features: bool = False) -> 
     Args:
         model: see above.
         include_top: tags (True) or the embedding (False). A model passed in keeps its own
-            outputs unless ``features`` is asked for.
+            outputs, except that ``include_top=False`` asks a `ZooModel` tagger for its
+            embedding (a view sharing its variables).
         features: a dict of every named feature (with ``tags`` if the model has them).
 
     Raises:
@@ -158,7 +159,7 @@ def resolve(model: Any, *, include_top: bool = True, features: bool = False) -> 
         PresetError, WeightsError: as `load`.
     """
     if isinstance(model, keras.Model):
-        return _view_of_given(model, features)
+        return _view_of_given(model, include_top, features)
     if isinstance(model, PresetConfig):
         return load(model, include_top=include_top, features=features)
     key = (os.fspath(model), bool(include_top), bool(features))
@@ -172,16 +173,20 @@ def resolve(model: Any, *, include_top: bool = True, features: bool = False) -> 
     return _LOADED[key]
 
 
-def _view_of_given(model: keras.Model, features: bool) -> keras.Model:
+def _view_of_given(model: keras.Model, include_top: bool, features: bool) -> keras.Model:
     from zoo.models.pipeline import select_outputs, wrap_waveform
 
     config = getattr(model, "zoo_preset", None)
     if config is None:
         raise TypeError("pass a model from zoo.load() (it carries its preprocessing), a "
                         "preset name, a preset directory or a .keras file saved from one")
+    views = _VIEWS.setdefault(model, {})
+    if not features and not include_top and isinstance(model, ZooModel) and model.include_top:
+        if "embedding" not in views:
+            views["embedding"] = view_of(model, include_top=False)
+        return views["embedding"]
     if not features:
         return model
-    views = _VIEWS.setdefault(model, {})
     if "features" not in views:
         if isinstance(model, ZooModel):
             views["features"] = view_of(model, model.include_top, features=True)

@@ -126,7 +126,7 @@ def select_outputs(backbone: keras.Model, config: PresetConfig, include_top: boo
     taps, embedding_name = get_architecture(config.architecture).taps(config.architecture_config)
     if features:
         outputs = {name: backbone.get_layer(layer).output for name, layer in taps.items()}
-        if include_top:
+        if include_top and config.tags:  # an embedding model's output is a tap already
             outputs["tags"] = backbone.output
         return keras.Model(backbone.input, outputs, name=f"{backbone.name}_features")
     if include_top:
