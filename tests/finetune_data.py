@@ -106,7 +106,8 @@ def make_tiny_preset(directory: Path, architecture: str = "musicnn") -> Path:
     """A random-weight musicnn (or vgg) preset small enough to train in a test (0.5-s
     patches)."""
     from zoo.hub.saving import save_preset
-    from zoo.models.pipeline import build_backbone, wrap_waveform
+    from zoo.models.pipeline import build_backbone
+    from zoo.models.zoo_model import ZooModel
     from zoo.presets import Preprocessing, PresetConfig, WeightsRef
 
     if architecture == "musicnn":
@@ -122,6 +123,4 @@ def make_tiny_preset(directory: Path, architecture: str = "musicnn") -> Path:
         architecture=architecture, architecture_config=arch_config,
         preprocessing=prep, tags=("t0", "t1"), weights=WeightsRef(file=None))
     backbone = build_backbone(config)
-    model = wrap_waveform(config, backbone, config.name)
-    model.zoo_preset, model.zoo_backbone = config, backbone
-    return save_preset(model, directory)
+    return save_preset(ZooModel(config, backbone=backbone), directory)

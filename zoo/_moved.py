@@ -24,6 +24,7 @@ MOVED = {
     "zoo.loading": "zoo.models.loading",
     "zoo.exporting": "zoo.serving.export",
     "zoo.serving_graph": "zoo.serving.graph",
+    "zoo.models.musicnn.vgg": "zoo.models.vgg.vgg",
 }
 """Old module name -> where it lives now."""
 

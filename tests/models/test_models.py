@@ -9,8 +9,8 @@ import zoo
 from zoo.errors import WeightsError
 from zoo.models.musicnn.convert import LAYER_MAPS, assign_tf1_weights, read_tf1_checkpoint
 from zoo.models.musicnn.musicnn import MUSICNN_FEATURES, build_musicnn
-from zoo.models.musicnn.vgg import build_vgg
 from zoo.models.pipeline import wrap_waveform
+from zoo.models.vgg import build_vgg
 from zoo.presets import get_preset
 
 

@@ -214,3 +214,34 @@ def test_other_encoders_fall_back_to_the_plain_graph():
     assert not any(isinstance(layer, (TemporalBranch, TimbralBranch)) for layer in plain.layers)
     x = np.random.default_rng(12).normal(size=(2, 187, 96)).astype("float32")
     np.testing.assert_allclose(plain(x, training=False), model(x, training=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("include_top, features", [(True, False), (False, False),
+                                                    (True, True)])
+def test_zoo_model_twin_finds_its_parts_without_layer_positions(include_top, features):
+    """A ZooModel keeps where its front-end ends and which backbone layers answer, so its twin
+    needs no positional layer lookups; every output agrees with the Keras graph."""
+    config = get_preset("musicnn_msd")
+    keras.utils.set_random_seed(3)
+    backbone = build_musicnn(midend_filters=8, dense_units=6, n_tags=len(config.tags))
+    _randomise_batch_norms(backbone, 3)
+    model = zoo.models.ZooModel(config, include_top, features, backbone=backbone)
+    twin = model.inference_model()
+    assert twin is not model and any(layer.name.endswith("_inference") for layer in twin.layers)
+    waveform = np.random.default_rng(4).normal(0, 0.1, (2, config.preprocessing.patch_samples))
+    got = twin(waveform.astype("float32"), training=False)
+    want = model(waveform.astype("float32"), training=False)
+    for key in (want if isinstance(want, dict) else [None]):
+        np.testing.assert_allclose(got[key] if key else got, want[key] if key else want,
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_front_end_map_refuses_other_families():
+    from zoo.models.musicnn.musicnn import musicnn_front_end
+    from zoo.models.vgg import build_vgg
+
+    with pytest.raises(ValueError, match="not a musicnn backbone"):
+        musicnn_front_end(build_vgg(n_tags=3, filters=4))
+    front = musicnn_front_end(_tiny_musicnn())
+    assert len(front.timbral) == 2 and len(front.temporal) == 3
+    assert "timbral_40_conv" in front.inner and "cnn1_conv" not in front.inner

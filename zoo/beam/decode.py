@@ -125,8 +125,9 @@ class DecodePatches(beam.DoFn):
     def process(self, file: AudioFile, total: int | None = None) -> Iterator[Any]:
         from zoo import audio
         from zoo.errors import AudioError
+        from zoo.inference.batching import prefetch
         from zoo.inference.patching import iter_patches
-        from zoo.inference.tagging import prefetch, stream_blocks
+        from zoo.inference.tagging import stream_blocks
 
         prep = self.config.preprocessing
         seconds_per_frame = prep.hop_length / prep.sample_rate

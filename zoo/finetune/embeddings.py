@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.finetune.datasets import Clip, iter_clip_patches, report_problem
+from zoo.inference.batching import run_batches
 from zoo.presets import Preprocessing
 
 
@@ -56,6 +57,8 @@ def run_patches(fn: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip],
     """Apply ``fn`` (batch of waveform patches -> outputs) to every patch of every clip.
 
     Unreadable clips are reported and skipped. Shows a tqdm bar (clips, rate, ETA) on stderr.
+    The clips are decoded ahead in a thread (`zoo.inference.batching.run_batches`, the runner
+    `zoo.tag` uses).
 
     Example:
         >>> out = run_patches(embedder.predict_on_batch, clips, prep, 3.0)
@@ -65,33 +68,21 @@ def run_patches(fn: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip],
 
     failed: dict[str, str] = {}
 
-    def on_error(clip: Clip, reason: str) -> None:
+    def on_error(clip: Clip, reason: str) -> None:  # called from the decoding thread
         failed[clip.key] = reason
         report_problem(clip.path, reason)
 
+    windows = ((i, window) for i, patches in iter_clip_patches(clips, prep, hop_seconds,
+                                                              on_error) for window in patches)
     values, index = [], []
-    pending, pending_index = [], []
-
-    def flush() -> None:
-        if pending:
-            batch = np.concatenate(pending)
-            values.append(np.asarray(fn(batch)))
-            index.append(np.concatenate(pending_index))
-            pending.clear()
-            pending_index.clear()
-
     bar = tqdm(total=len(clips), unit="clip", desc=desc, file=sys.stderr, disable=not progress,
                mininterval=1.0)
     done = 0
-    for i, patches in iter_clip_patches(clips, prep, hop_seconds, on_error):
-        for start in range(0, len(patches), batch_size):
-            pending.append(patches[start:start + batch_size])
-            pending_index.append(np.full(len(pending[-1]), i, np.int64))
-            if sum(len(p) for p in pending) >= batch_size:
-                flush()
-        bar.update(i + 1 - done)
-        done = i + 1
-    flush()
+    for keys, _, out in run_batches(fn, windows, batch_size):
+        values.append(out)
+        index.append(np.asarray(keys, np.int64))
+        bar.update(keys[-1] - done)  # clips before the last one seen are complete
+        done = keys[-1]
     bar.update(len(clips) - done)
     bar.close()
     if not values:

@@ -51,6 +51,7 @@ from zoo.models.pipeline import (
     wrap_waveform,
 )
 from zoo.models.registry import get_architecture
+from zoo.models.zoo_model import ZooModel
 from zoo.presets import Preprocessing, PresetConfig, WeightsRef
 
 TASKS = ("genre", "esc50", "urbansound8k", "speech_commands")
@@ -255,9 +256,7 @@ def _save(config: PresetConfig, backbone: keras.Model, out: Path, metrics: dict[
         if values:
             config = dataclasses.replace(config, preprocessing=dataclasses.replace(
                 config.preprocessing, compression_weights=values))
-    wrapper = wrap_waveform(config, backbone, name=config.name)
-    wrapper.zoo_preset, wrapper.zoo_backbone = config, backbone
-    return save_preset(wrapper, out, metrics=metrics)
+    return save_preset(ZooModel(config, backbone=backbone), out, metrics=metrics)
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import queue
-import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +21,7 @@ import tensorflow as tf
 
 from zoo import audio
 from zoo.errors import AudioError, AudioWarning, PresetError
+from zoo.inference.batching import run_batches
 from zoo.inference.patching import PatchGrid, iter_patches
 from zoo.models.loading import resolve
 from zoo.models.pipeline import inference_model
@@ -240,56 +239,7 @@ def patch_windows(source: AudioInput, config: PresetConfig, grid: PatchGrid,
     yield from iter_patches(stream_blocks(source, config, grid, source_sr), grid)
 
 
-def _batches(source, config, grid, source_sr, batch_size):
-    """(start_frames, windows, repeat_padded) batches of patches."""
-    starts, windows, padded = [], [], False
-    for start, window, was_padded in patch_windows(source, config, grid, source_sr):
-        starts.append(start)
-        windows.append(window)
-        padded |= was_padded
-        if len(windows) == batch_size:
-            yield starts, np.stack(windows), padded
-            starts, windows = [], []
-    if windows:
-        yield starts, np.stack(windows), padded
-
-
-def prefetch(generator: Iterator, depth: int = 2) -> Iterator:
-    """Run ``generator`` in a thread, ``depth`` items ahead; re-raise its errors here."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in generator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer
-            items.put((done, err))
-
-    thread = threading.Thread(target=produce, daemon=True, name="zoo-decode")
-    thread.start()
-    try:
-        while True:
-            item, err = items.get()
-            if err is not None:
-                raise err
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-
-
-@dataclass(frozen=True)
+@dataclass
 class ModelRun:
     """A model's raw outputs over a whole recording (`run_model`).
 
@@ -314,8 +264,9 @@ def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
               tail: str = "end") -> ModelRun:
     """Run a `zoo.load` model over every patch of a recording, as `tag` and `extract` do.
 
-    Decoding and patching run in a background thread while the model computes; the model runs
-    through its family's inference graph (`zoo.models.pipeline.inference_model`).
+    Decoding and patching run in a background thread while the model computes
+    (`zoo.inference.batching.run_batches`); the model runs through its family's inference graph
+    (`zoo.models.pipeline.inference_model`).
 
     Args:
         source: a file path, encoded bytes, or a float waveform (give ``source_sr``).
@@ -335,18 +286,17 @@ def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
     """
     config: PresetConfig = model.zoo_preset
     grid = patch_grid(config.preprocessing, hop_seconds, tail)
-    fn = compiled_inference(model)
+    windows = (((start, was_padded), window) for start, window, was_padded
+               in patch_windows(source, config, grid, source_sr))
     starts: list[int] = []
     outputs: list[Any] = []
     padded = False
     peak = 0.0
-    for batch_starts, windows, was_padded in prefetch(
-            _batches(source, config, grid, source_sr, batch_size)):
-        out = fn(windows)
-        outputs.append(tf.nest.map_structure(lambda t: t.numpy(), out))
-        starts.extend(batch_starts)
-        padded |= was_padded
-        peak = max(peak, float(np.max(np.abs(windows))))
+    for keys, batch, out in run_batches(compiled_inference(model), windows, batch_size):
+        outputs.append(out)
+        starts.extend(start for start, _ in keys)
+        padded |= any(was_padded for _, was_padded in keys)
+        peak = max(peak, float(np.max(np.abs(batch))))
     if not outputs:
         raise AudioError(describe_source(source), "no audio samples to tag")
     prep = config.preprocessing

@@ -6,10 +6,12 @@ import zoo._quiet_tf  # noqa: F401 - first: TensorFlow without its start-up line
 from zoo.models import (
     classifier,  # noqa: F401
     melcnn,  # noqa: F401
-    musicnn,  # noqa: F401 - registers musicnn, vgg
+    musicnn,  # noqa: F401
     samplecnn,  # noqa: F401
     siamese,  # noqa: F401
+    vgg,  # noqa: F401
 )
 from zoo.models.registry import ARCHITECTURES, Architecture, get_architecture, register
+from zoo.models.zoo_model import ZooModel
 
-__all__ = ["ARCHITECTURES", "Architecture", "get_architecture", "register"]
+__all__ = ["ARCHITECTURES", "Architecture", "ZooModel", "get_architecture", "register"]

@@ -103,21 +103,35 @@ def wrap_waveform(config: PresetConfig, logmel_model: keras.Model, name: str) ->
     return keras.Model(inputs, outputs, name=name)
 
 
-def waveform_graph(config: PresetConfig, logmel_model: keras.Model) -> tuple[Any, Any]:
-    """``(waveform input, outputs)`` tensors of `wrap_waveform`'s graph (for `ZooModel`)."""
+def frontend_graph(config: PresetConfig) -> tuple[Any, Any]:
+    """``(waveform input, front-end output)`` tensors of a preset's in-graph front-end (the
+    waveform itself for a family with a waveform front-end)."""
     prep = config.preprocessing
     waveform = keras.Input((prep.patch_samples,), name="waveform")
     x = waveform
     frontend = build_frontend(prep)
-    if not frontend and tuple(logmel_model.input_shape[1:]) != (prep.patch_samples,):
-        raise PresetError(f"preset {config.name!r}: the {config.architecture} backbone takes "
-                          f"input {tuple(logmel_model.input_shape[1:])}, the preset's patches "
-                          f"are {prep.patch_samples} samples (preprocessing.patch_frames)")
     for layer in frontend:
         x = layer(x)
     if prep.compression_weights and frontend:  # trained values (the layer is built by now)
         set_compression_weights(frontend[-1], prep.compression_weights)
+    return waveform, x
+
+
+def waveform_graph(config: PresetConfig, logmel_model: keras.Model) -> tuple[Any, Any]:
+    """``(waveform input, outputs)`` tensors of `wrap_waveform`'s graph."""
+    waveform, x = frontend_graph(config)
+    check_backbone_input(config, logmel_model)
     return waveform, logmel_model(x)
+
+
+def check_backbone_input(config: PresetConfig, logmel_model: keras.Model) -> None:
+    """Raises PresetError: a waveform backbone whose input is not the preset's patch."""
+    prep = config.preprocessing
+    if (prep.frontend == "waveform"
+            and tuple(logmel_model.input_shape[1:]) != (prep.patch_samples,)):
+        raise PresetError(f"preset {config.name!r}: the {config.architecture} backbone takes "
+                          f"input {tuple(logmel_model.input_shape[1:])}, the preset's patches "
+                          f"are {prep.patch_samples} samples (preprocessing.patch_frames)")
 
 
 def select_outputs(backbone: keras.Model, config: PresetConfig, include_top: bool = True,
@@ -178,13 +192,17 @@ def inference_model(model: keras.Model) -> keras.Model:
     Raises:
         TypeError: ``model`` does not come from `zoo.load`.
     """
+    if callable(getattr(model, "inference_model", None)):  # a ZooModel knows its parts
+        return model.inference_model()
     config = getattr(model, "zoo_preset", None)
     backbone = getattr(model, "zoo_backbone", None)
     if config is None or backbone is None:
         raise TypeError("pass a model from zoo.load() (it carries its preprocessing and backbone)")
     if get_architecture(config.architecture).inference is None:
         return model
-    head = model.layers[-1]  # wrap_waveform's backbone view, after the front-end layers
+    # A model assembled with `wrap_waveform` (+ zoo_preset / zoo_backbone attributes): its last
+    # layer is the backbone view, the one before it the last front-end layer.
+    head = model.layers[-1]
     if head is backbone:
         names = layer_names_of(backbone.outputs[0], backbone)
     else:

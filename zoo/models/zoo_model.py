@@ -16,7 +16,15 @@ from typing import Any
 
 import keras
 
-from zoo.models.pipeline import build_backbone, select_outputs, waveform_graph
+from zoo.models.pipeline import (
+    build_backbone,
+    check_backbone_input,
+    frontend_graph,
+    inference_view,
+    layer_names_of,
+    select_outputs,
+)
+from zoo.models.registry import get_architecture
 from zoo.presets import PresetConfig
 
 
@@ -47,14 +55,19 @@ class ZooModel(keras.Model):
         if backbone is None:
             backbone = build_backbone(config)
         view = select_outputs(backbone, config, include_top, features)
-        inputs, outputs = waveform_graph(config, view)
+        check_backbone_input(config, view)
+        inputs, frontend_output = frontend_graph(config)
         kwargs.pop("trainable", None)  # restored by from_config, after the graph is built
-        super().__init__(inputs=inputs, outputs=outputs, name=name or config.name, **kwargs)
+        super().__init__(inputs=inputs, outputs=view(frontend_output), name=name or config.name,
+                         **kwargs)
         # Plain attributes, not tracked: the backbone's unused layers (e.g. the tag layer of an
         # embedding model) must not become this model's weights.
         object.__setattr__(self, "_zoo_config", config)
         object.__setattr__(self, "_zoo_backbone", backbone)
         object.__setattr__(self, "_zoo_outputs", (bool(include_top), bool(features)))
+        # What the inference twin needs: where the front-end ends, which backbone layers answer.
+        object.__setattr__(self, "_zoo_frontend_output", frontend_output)
+        object.__setattr__(self, "_zoo_output_layers", layer_names_of(view.output, backbone))
 
     @property
     def zoo_preset(self) -> PresetConfig:
@@ -73,6 +86,19 @@ class ZooModel(keras.Model):
     @property
     def features(self) -> bool:
         return self._zoo_outputs[1]
+
+    def inference_model(self) -> keras.Model:
+        """The inference-only twin: same input, outputs and variables, through the family's
+        faster inference graph (`zoo.models.pipeline.inference_view`) behind this model's own
+        front-end layers; this model itself for a family without one. Never train it."""
+        config = self._zoo_config
+        if get_architecture(config.architecture).inference is None:
+            return self
+        fast = inference_view(self._zoo_backbone, config, self._zoo_output_layers)
+        twin = keras.Model(self.input, fast(self._zoo_frontend_output),
+                           name=f"{self.name}_inference")
+        twin.zoo_preset, twin.zoo_backbone = config, self._zoo_backbone
+        return twin
 
     def get_config(self) -> dict[str, Any]:
         return {"preset": self._zoo_config.to_dict(), "include_top": self.include_top,

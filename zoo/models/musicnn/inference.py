@@ -29,12 +29,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from zoo.models.musicnn.musicnn import TEMPORAL_KERNELS, TIMBRAL_FREQ_FRACTIONS
+from zoo.models.musicnn.musicnn import FRONTEND_TAPS, musicnn_front_end
 
 DEFAULT_PHASES = 8  # fastest block length here for 32-128 tap kernels (scripts/bench_serving.py)
-# Layers of the original graph up to (and including) the concatenated front-end: the view
-# recomputes these; every tap after them comes from the original layers.
-FRONTEND_TAPS = ("timbral", "temporal", "frontend")
 
 
 def _bn_sign(batch_norm: layers.BatchNormalization) -> tf.Tensor:
@@ -195,14 +192,17 @@ class TemporalBranch(_PooledBranch):
         return {**super().get_config(), "phases": self.phases}
 
 
+def _pooled_name(conv: layers.Layer) -> str:
+    return f"{conv.name.removesuffix('_conv')}_pooled"
+
+
 def supports_inference_view(backbone: keras.Model) -> bool:
     """True for a musicnn backbone built by `build_musicnn` (the layers the view rewrites)."""
-    names = {layer.name for layer in backbone.layers}
-    needed = {"add_channel", "input_bn", *FRONTEND_TAPS}
-    needed |= {f"timbral_{int(f * 100)}_{part}" for f in TIMBRAL_FREQ_FRACTIONS
-               for part in ("pad", "conv", "bn")}
-    needed |= {f"temporal_{k}_{part}" for k in TEMPORAL_KERNELS for part in ("conv", "bn")}
-    return needed <= names
+    try:
+        musicnn_front_end(backbone)
+    except ValueError:
+        return False
+    return True
 
 
 def musicnn_inference_view(backbone: keras.Model, outputs: Mapping[str, str] | str,
@@ -227,25 +227,21 @@ def musicnn_inference_view(backbone: keras.Model, outputs: Mapping[str, str] | s
         >>> fast(logmel)["tags"].shape
         TensorShape([1, 50])
     """
-    if not supports_inference_view(backbone):
-        raise ValueError(f"{backbone.name} is not a musicnn backbone")
+    front_end = musicnn_front_end(backbone)  # ValueError if not a musicnn
     wanted = {outputs: outputs} if isinstance(outputs, str) else dict(outputs)
     names = {layer.name for layer in backbone.layers}
     inside = [layer for layer in wanted.values()
-              if layer not in names or (layer.startswith(("timbral_", "temporal_", "input_bn",
-                                                          "add_channel")))]
+              if layer not in names or layer in front_end.inner]
     if inside:
         raise ValueError(f"the inference view starts at the front-end concatenation; it cannot "
                          f"output {sorted(inside)}")
 
-    get = backbone.get_layer
     logmel = keras.Input(backbone.input_shape[1:], name="logmel")
-    x = get("input_bn")(get("add_channel")(logmel))
-    timbral = [TimbralBranch(get(f"{name}_conv"), get(f"{name}_bn"), get(f"{name}_pad").padding[0],
-                             name=f"{name}_pooled")(x)
-               for name in (f"timbral_{int(f * 100)}" for f in TIMBRAL_FREQ_FRACTIONS)]
-    temporal = [TemporalBranch(get(f"temporal_{k}_conv"), get(f"temporal_{k}_bn"), phases,
-                               name=f"temporal_{k}_pooled")(x) for k in TEMPORAL_KERNELS]
+    x = front_end.input_bn(front_end.add_channel(logmel))
+    timbral = [TimbralBranch(conv, bn, pad.padding[0], name=_pooled_name(conv))(x)
+               for pad, conv, bn in front_end.timbral]
+    temporal = [TemporalBranch(conv, bn, phases, name=_pooled_name(conv))(x)
+                for conv, bn in front_end.temporal]
     # New (weightless) concatenations: reusing the originals would add call nodes to them.
     front = {"timbral": layers.Concatenate(name="timbral_fast")(timbral),
              "temporal": layers.Concatenate(name="temporal_fast")(temporal)}
@@ -255,7 +251,8 @@ def musicnn_inference_view(backbone: keras.Model, outputs: Mapping[str, str] | s
     later = sorted({layer for layer in wanted.values() if layer not in FRONTEND_TAPS})
     tensors = dict(front)
     if later:
-        tail = keras.Model(get("frontend").output, {n: get(n).output for n in later},
+        get = backbone.get_layer
+        tail = keras.Model(front_end.concatenation.output, {n: get(n).output for n in later},
                            name=f"{backbone.name}_after_frontend")
         tensors.update(tail(front["frontend"]))
     result = (tensors[wanted[outputs]] if isinstance(outputs, str)

@@ -13,6 +13,8 @@ before it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 from keras import layers
 
@@ -25,6 +27,11 @@ TIMBRAL_TIME_KERNEL = 7
 TEMPORAL_KERNELS = (128, 64, 32)
 FRONTEND_WIDTH = 1.6  # filters = width * 128 (timbral) and width * 32 (temporal)
 MIDEND_KERNEL = 7
+
+TIMBRAL_BRANCHES = tuple(f"timbral_{int(frac * 100)}" for frac in TIMBRAL_FREQ_FRACTIONS)
+TEMPORAL_BRANCHES = tuple(f"temporal_{length}" for length in TEMPORAL_KERNELS)
+# The concatenations that end the front-end (and start what follows it).
+FRONTEND_TAPS = ("timbral", "temporal", "frontend")
 
 # Feature taps of the original extractor -> the layer that outputs each here.
 MUSICNN_FEATURES = {
@@ -108,13 +115,13 @@ def build_musicnn(
     timbral_filters = int(FRONTEND_WIDTH * 128)
     temporal_filters = int(FRONTEND_WIDTH * 32)
     timbral = [
-        _timbral_branch(x, n_mels, frac, timbral_filters, f"timbral_{int(frac * 100)}")
-        for frac in TIMBRAL_FREQ_FRACTIONS
+        _timbral_branch(x, n_mels, frac, timbral_filters, name)
+        for frac, name in zip(TIMBRAL_FREQ_FRACTIONS, TIMBRAL_BRANCHES, strict=True)
     ]
     x_freq_time = layers.Permute((2, 1, 3), name="freq_time")(x)
     temporal = [
-        _temporal_branch(x_freq_time, n_mels, length, temporal_filters, f"temporal_{length}")
-        for length in TEMPORAL_KERNELS
+        _temporal_branch(x_freq_time, n_mels, length, temporal_filters, name)
+        for length, name in zip(TEMPORAL_KERNELS, TEMPORAL_BRANCHES, strict=True)
     ]
     timbral = layers.Concatenate(name="timbral")(timbral)
     temporal = layers.Concatenate(name="temporal")(temporal)
@@ -144,3 +151,49 @@ def build_musicnn(
     logits = layers.Dense(n_tags, name="logits")(y)
     tags = layers.Activation("sigmoid", name="tags")(logits)
     return keras.Model(logmel, tags, name=name)
+
+
+@dataclass(frozen=True)
+class MusicnnFrontEnd:
+    """The front-end layers of a built musicnn, by role (what an inference graph rewrites).
+
+    Attributes:
+        add_channel, input_bn: the input reshape and batch norm.
+        timbral: ``(padding, conv, batch norm)`` per timbral branch, in concatenation order.
+        temporal: ``(conv, batch norm)`` per temporal branch, in concatenation order.
+        concatenation: the ``frontend`` concatenation; every layer after it is shared as is.
+        inner: names of the layers before the front-end concatenations (no fast-graph output).
+    """
+
+    add_channel: layers.Layer
+    input_bn: layers.BatchNormalization
+    timbral: tuple[tuple[layers.ZeroPadding2D, layers.Conv2D, layers.BatchNormalization], ...]
+    temporal: tuple[tuple[layers.Conv2D, layers.BatchNormalization], ...]
+    concatenation: layers.Concatenate
+    inner: frozenset[str]
+
+
+def musicnn_front_end(backbone: keras.Model) -> MusicnnFrontEnd:
+    """The front-end layers of a backbone built by `build_musicnn` (any size).
+
+    Raises:
+        ValueError: ``backbone`` is not a musicnn (a layer of the front-end is missing).
+    """
+    by_name = {layer.name: layer for layer in backbone.layers}
+    try:
+        timbral = tuple((by_name[f"{b}_pad"], by_name[f"{b}_conv"], by_name[f"{b}_bn"])
+                        for b in TIMBRAL_BRANCHES)
+        temporal = tuple((by_name[f"{b}_conv"], by_name[f"{b}_bn"]) for b in TEMPORAL_BRANCHES)
+        add_channel, input_bn = by_name["add_channel"], by_name["input_bn"]
+        concatenation = by_name[FRONTEND_TAPS[-1]]
+        missing = [tap for tap in FRONTEND_TAPS if tap not in by_name]
+        if missing:
+            raise KeyError(missing[0])
+    except KeyError as missing:
+        raise ValueError(f"{backbone.name} is not a musicnn backbone (no layer {missing})"
+                         ) from None
+    inner = {name for name in by_name
+             if name.startswith((*TIMBRAL_BRANCHES, *TEMPORAL_BRANCHES))}
+    inner |= {add_channel.name, input_bn.name, "freq_time", backbone.layers[0].name}
+    return MusicnnFrontEnd(add_channel, input_bn, timbral, temporal, concatenation,
+                           frozenset(inner))
