@@ -77,7 +77,7 @@ def _output_problem(path: str) -> str | None:
 
 def _tag_argument_error(args: argparse.Namespace) -> str | None:
     """The first problem with ``zoo tag``'s arguments, found before any work is done."""
-    if not (math.isfinite(args.hop) and args.hop > 0):
+    if args.hop is not None and not (math.isfinite(args.hop) and args.hop > 0):
         return f"--hop must be a positive number of seconds, got {args.hop:g}"
     if args.top < 1:
         return f"--top must be >= 1, got {args.top}"
@@ -131,6 +131,31 @@ def _expand_inputs(items: list[str], recursive: bool) -> tuple[list[str], str | 
     return files, None
 
 
+def _answer_lines(path: str, taggram: Any, args: argparse.Namespace) -> list[str]:
+    """What `zoo tag` prints per file: a classifier's class and probability, a tagger's top
+    tags; with ``--per-window``, one more line per patch."""
+    def answer(probabilities: Any) -> str:
+        order = sorted(range(len(probabilities)), key=lambda i: -probabilities[i])
+        best = [(taggram.tags[i], float(probabilities[i])) for i in order[:args.top]
+                if args.threshold is None or probabilities[i] >= args.threshold]
+        if taggram.task == "classification":
+            best = best[:1]
+        return ", ".join(f"{name} ({p:.3f})" for name, p in best) or \
+            f"(nothing reaches {args.threshold:g})"
+
+    if taggram.task == "classification":
+        label, p = taggram.predicted()
+        head = (f"{path}: {label} ({p:.3f})" if args.threshold is None or p >= args.threshold
+                else f"{path}: (no class reaches {args.threshold:g}; best {label} {p:.3f})")
+    else:
+        head = f"{path}: {answer(taggram.clip)}"
+    lines = [head]
+    if args.per_window:
+        lines += [f"  {t:8.2f} s  {answer(row)}"
+                  for t, row in zip(taggram.times, taggram.probabilities, strict=True)]
+    return lines
+
+
 def _probability_cells(values, threshold: float | None) -> list[str]:
     """CSV cells of probabilities; with a threshold, those below it are left empty."""
     return [f"{p:.6f}" if threshold is None or p >= threshold else "" for p in values]
@@ -139,7 +164,8 @@ def _probability_cells(values, threshold: float | None) -> list[str]:
 def _write_csv(path: str, taggrams, *, per_file: bool = False, top: int = 5,
                threshold: float | None = None) -> None:
     """One row per patch (file, start, every tag), or with ``per_file`` one row per file (file,
-    its top tags, every tag's mean); ``threshold`` keeps only probabilities at or above it."""
+    its top tags, every tag's clip probability: the mean unless the preset aggregates
+    otherwise); ``threshold`` keeps only probabilities at or above it."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         tags = taggrams[0].tags
@@ -147,7 +173,7 @@ def _write_csv(path: str, taggrams, *, per_file: bool = False, top: int = 5,
             writer.writerow(["file", "top_tags", *tags])
             for tg in taggrams:
                 best = ";".join(f"{name}:{p:.3f}" for name, p in tg.top(top, threshold))
-                writer.writerow([tg.source, best, *_probability_cells(tg.mean, threshold)])
+                writer.writerow([tg.source, best, *_probability_cells(tg.clip, threshold)])
             return
         writer.writerow(["file", "start_seconds", *tags])
         for tg in taggrams:
@@ -302,9 +328,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
             if not args.quiet:
                 tqdm.write(f"zoo: plot {plot}", file=sys.stderr)
         if args.json != "-":  # -q silences progress and notices, not the results
-            top = ", ".join(f"{name} ({p:.3f})"
-                            for name, p in taggram.top(args.top, args.threshold))
-            tqdm.write(f"{path}: {top or f'(no tag reaches {args.threshold:g})'}")
+            for line in _answer_lines(path, taggram, args):
+                tqdm.write(line)
     if args.json:
         doc = {"model": model.zoo_preset.name,
                "files": [tg.to_dict(top=args.top, threshold=args.threshold)
@@ -335,7 +360,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from zoo.inference.embedding_files import open_writer, output_problem
 
     problem = None
-    if not (math.isfinite(args.hop) and args.hop > 0):
+    if args.hop is not None and not (math.isfinite(args.hop) and args.hop > 0):
         problem = f"--hop must be a positive number of seconds, got {args.hop:g}"
     elif where := _output_problem(args.out):
         problem = f"--out {args.out}: {where}"
@@ -660,8 +685,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="musicnn_msd",
                    help="preset name or preset directory (default: musicnn_msd)")
     p.add_argument("--top", type=int, default=5, help="tags to print per file (default: 5)")
-    p.add_argument("--hop", type=float, default=3.0,
-                   help="seconds between patches (default: 3.0, the original's patching)")
+    p.add_argument("--hop", type=float,
+                   help="seconds between patches (default: the preset's: its patch length, "
+                        "3 s for musicnn, the original's patching)")
+    p.add_argument("--per-window", action="store_true",
+                   help="also print each patch's answer (start time, best class or top tags)")
     p.add_argument("--tail", choices=("end", "drop"), default="end",
                    help="'end': also tag the end of the file; 'drop': ignore a remainder shorter "
                         "than a patch, like the original musicnn")
@@ -705,8 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a named feature to write instead of the model's embedding (repeat for "
                         "several; 'embedding' is the model's own, 'tags' a tagger's "
                         "probabilities; an unknown name lists the model's)")
-    p.add_argument("--hop", type=float, default=3.0,
-                   help="seconds between patches (default: 3.0)")
+    p.add_argument("--hop", type=float,
+                   help="seconds between patches (default: the preset's, 3 s for musicnn)")
     p.add_argument("--tail", choices=("end", "drop"), default="end",
                    help="'end': also embed the end of the file; 'drop': ignore a remainder "
                         "shorter than a patch")

@@ -123,6 +123,45 @@ class Preprocessing:
         return self.patch_frames * self.hop_length / self.sample_rate
 
 
+SHORT_CLIPS = ("tile", "centre", "left")
+AGGREGATIONS = ("mean", "max", "best_window")
+TASKS = ("tagging", "classification")
+
+
+@dataclass(frozen=True)
+class Application:
+    """How a preset is applied to recordings: its time grid, short clips, the clip answer.
+
+    Args:
+        hop_seconds: seconds between patches when the caller gives none (rounded down to whole
+            frames); None: the patch length (patches side by side, no overlap).
+        short_clips: how audio shorter than one patch fills it, as the preset's training data
+            did: ``"tile"`` (repeat it, musicnn's training), ``"centre"`` (centred in
+            silence: one spoken word in a second, Speech Commands), ``"left"`` (then silence).
+        aggregate: how patches make the clip's answer: ``"mean"`` over patches, ``"max"``,
+            or ``"best_window"`` (the one patch the model is surest of: keyword spotting).
+        task: ``"tagging"`` (independent tags) or ``"classification"`` (one class per clip).
+    """
+
+    hop_seconds: float | None = None
+    short_clips: str = "tile"
+    aggregate: str = "mean"
+    task: str = "tagging"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("short_clips", self.short_clips, SHORT_CLIPS),
+                                     ("aggregate", self.aggregate, AGGREGATIONS),
+                                     ("task", self.task, TASKS)):
+            if value not in allowed:
+                raise ValueError(f"application.{name} must be one of {allowed}, got {value!r}")
+        if self.hop_seconds is not None and not self.hop_seconds > 0:
+            raise ValueError(f"application.hop_seconds must be > 0, got {self.hop_seconds}")
+
+    def hop_for(self, prep: Preprocessing) -> float:
+        """The default hop in seconds for a preset with preprocessing ``prep``."""
+        return self.hop_seconds if self.hop_seconds is not None else prep.patch_seconds
+
+
 @dataclass(frozen=True)
 class WeightsRef:
     """Where a preset's weights are: a file name (shipped or in a preset dir) and its sha256.
@@ -150,6 +189,7 @@ class PresetConfig:
     license: str = ""
     source: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    application: Application = field(default_factory=Application)
     # Directory the config was read from (a user preset); None for shipped presets.
     root: str | None = field(default=None, compare=False)
 
@@ -157,6 +197,11 @@ class PresetConfig:
         data = dataclasses.asdict(self)
         data.pop("root")
         data["tags"] = list(self.tags)
+        # Only the fields that differ from the defaults (presets before it keep their JSON).
+        defaults = dataclasses.asdict(Application())
+        data["application"] = {k: v for k, v in data["application"].items() if v != defaults[k]}
+        if not data["application"]:
+            del data["application"]
         # Only the fields in use, so presets without a trained front-end keep their exact JSON.
         data["preprocessing"] = self.preprocessing.to_dict()
         return {"schema_version": SCHEMA_VERSION, **data}
@@ -173,6 +218,7 @@ class PresetConfig:
                 preprocessing=Preprocessing(**data.pop("preprocessing")),
                 weights=WeightsRef(**data.pop("weights")),
                 tags=tuple(data.pop("tags")),
+                application=Application(**data.pop("application", {})),
                 root=root,
                 **data,
             )

@@ -117,7 +117,7 @@ def test_per_patch_csv_threshold_blanks_cells_below(tmp_path):
 
 def test_threshold_filters_printed_and_json_top_tags(capsys):
     assert main(["tag", CLIP, "--model", "musicnn_msd", "--threshold", "0.99"]) == 0
-    assert "(no tag reaches 0.99)" in capsys.readouterr().out
+    assert "(nothing reaches 0.99)" in capsys.readouterr().out
     assert main(["tag", CLIP, "--model", "musicnn_msd", "--threshold", "0.3", "--json",
                  "-"]) == 0
     top = json.loads(capsys.readouterr().out)["files"][0]["top"]

@@ -100,7 +100,8 @@ class DecodePatches(beam.DoFn):
         import_tensorflow_quietly()
         from zoo.inference.tagging import patch_grid
 
-        self.grid = patch_grid(self.config.preprocessing, self.hop_seconds, self.tail)
+        self.grid = patch_grid(self.config.preprocessing, self.hop_seconds, self.tail,
+                               self.config.application.short_clips)
         self.decoded = self.failed = 0
         self.started = self.reported = time.monotonic()
         self.files_done = beam.metrics.Metrics.counter("zoo", "files_decoded")

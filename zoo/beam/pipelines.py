@@ -96,12 +96,18 @@ def _done_keys(dataset: Dataset) -> beam.PTransform:
     return ReadDone()
 
 
-def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float, tail: str,
-             overwrite: bool) -> tuple[Any, Any, Dataset]:
+def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float | None,
+             tail: str, overwrite: bool) -> tuple[Any, Any, Dataset]:
     """Resolve the model on the driver and open (or start) the output dataset."""
     from zoo.hub import resolve_config
-    from zoo.search.embedding import model_info
+    from zoo.search.embedding import DEFAULT_HOP_SECONDS, model_info, preset_spec
 
+    if hop_seconds is None:  # taggrams: the preset's own grid, as zoo.tag; vectors: the index's
+        if kind == "taggrams":
+            named = resolve_config(preset_spec(preset))
+            hop_seconds = named.application.hop_for(named.preprocessing)
+        else:
+            hop_seconds = DEFAULT_HOP_SECONDS
     info = model_info(preset, hop_seconds=hop_seconds, tail=tail)
     config = resolve_config(info.preset)
     if kind == "taggrams" and not config.tags:
@@ -153,7 +159,7 @@ def run_catalogue(
     out: str,
     model: str,
     *,
-    hop_seconds: float = 3.0,
+    hop_seconds: float | None = None,
     tail: str = "end",
     runner: str | None = "DirectRunner",
     beam_args: Sequence[str] = (),
@@ -211,8 +217,9 @@ def run_catalogue(
             | "Spread" >> beam.Reshuffle())
     total = todo | "CountTodo" >> beam.combiners.Count.Globally()
     decoded = (todo
-               | "DecodePatches" >> beam.ParDo(DecodePatches(config, hop_seconds, tail, progress),
-                                               total=beam.pvalue.AsSingleton(total))
+               | "DecodePatches" >> beam.ParDo(
+                   DecodePatches(config, info.hop_seconds, tail, progress),
+                   total=beam.pvalue.AsSingleton(total))
                .with_outputs(FAILED, SUMMARIES, main="patches"))
     predictions, dlq = (decoded.patches
                         | "RunInference" >> RunInference(handler).with_exception_handling())

@@ -52,7 +52,7 @@ from zoo.models.pipeline import (
 )
 from zoo.models.registry import get_architecture
 from zoo.models.zoo_model import ZooModel
-from zoo.presets import Preprocessing, PresetConfig, WeightsRef
+from zoo.presets import Application, Preprocessing, PresetConfig, WeightsRef
 
 TASKS = ("genre", "esc50", "urbansound8k", "speech_commands")
 SCRATCH_BACKBONE = "melcnn"
@@ -203,6 +203,16 @@ class _EmbeddingTable:
         return x, y, PatchOutputs(x, local[self.outputs.clip_index[mask]], failed)
 
 
+def task_application(task: str) -> Application:
+    """How a fine-tuned preset is applied: one class per clip, patches side by side; a keyword
+    model answers with its best window, and a clip shorter than a patch is centred in silence
+    as its training words are."""
+    if task == "speech_commands":
+        return Application(short_clips="centre", aggregate="best_window",
+                           task="classification")
+    return Application(task="classification")
+
+
 def _classifier_config(base: PresetConfig, data: ds.ClipDataset, task: str,
                        options: FinetuneOptions) -> PresetConfig:
     name = options.name or f"{task}_{Path(options.backbone).name}"
@@ -222,6 +232,7 @@ def _classifier_config(base: PresetConfig, data: ds.ClipDataset, task: str,
         weights=WeightsRef(file=None),
         license=base.license,
         source={**base.source, "base_preset": base.name, "task": task},
+        application=task_application(task),
     )
 
 
@@ -244,7 +255,7 @@ def _scratch_config(data: ds.ClipDataset, task: str, options: FinetuneOptions) -
         architecture="melcnn",
         architecture_config={"n_mels": prep.n_mels, "n_frames": prep.patch_frames},
         preprocessing=prep, tags=data.classes, weights=WeightsRef(file=None),
-        source={"task": task})
+        source={"task": task}, application=task_application(task))
 
 
 def _save(config: PresetConfig, backbone: keras.Model, out: Path, metrics: dict[str, Any],

@@ -31,6 +31,8 @@ class PatchGrid:
             ``min_tail_frames`` frames would otherwise be left out; ``"drop"`` leaves them out,
             as the original musicnn did.
         min_tail_frames: see ``tail``.
+        short_clips: how a signal shorter than one patch fills it: ``"tile"`` (repeated),
+            ``"centre"`` (centred in silence) or ``"left"`` (followed by silence).
     """
 
     n_fft: int
@@ -40,8 +42,12 @@ class PatchGrid:
     pad_mode: str = "reflect"
     tail: str = "end"
     min_tail_frames: int = 1
+    short_clips: str = "tile"
 
     def __post_init__(self) -> None:
+        if self.short_clips not in SHORT_CLIP_RULES:
+            raise ValueError(f"short_clips must be one of {SHORT_CLIP_RULES}, got "
+                             f"{self.short_clips!r}")
         if self.pad_mode not in ("reflect", "constant"):
             raise ValueError(f"pad_mode must be 'reflect' or 'constant', got {self.pad_mode!r}")
         if self.tail not in ("end", "drop"):
@@ -85,6 +91,20 @@ def _edge_pad(x: np.ndarray, left: bool, edge: int, pad_mode: str) -> np.ndarray
     return padded[:edge] if left else padded[-edge:]
 
 
+SHORT_CLIP_RULES = ("tile", "centre", "left")
+
+
+def fill_patch(x: np.ndarray, length: int, rule: str = "tile") -> np.ndarray:
+    """A signal shorter than ``length`` samples brought to ``length`` by a preset's rule:
+    ``"tile"`` (`repeat_pad`), ``"centre"`` (in silence) or ``"left"`` (then silence)."""
+    if rule == "tile":
+        return repeat_pad(x, length)
+    out = np.zeros(length, np.float32)
+    start = (length - x.size) // 2 if rule == "centre" else 0
+    out[start:start + x.size] = x[:length]
+    return out
+
+
 def repeat_pad(x: np.ndarray, length: int) -> np.ndarray:
     """Tile a short signal up to ``length`` samples (musicnn's training used repeat-padding)."""
     if x.size == 0:
@@ -98,8 +118,8 @@ def iter_patches(blocks: Iterable[np.ndarray], grid: PatchGrid
 
     Yields:
         ``(start_frame, window, repeat_padded)``: the window is float32 of ``grid.window``
-        samples; ``repeat_padded`` is True for a signal shorter than one patch, which is tiled
-        to patch length (so short clips are accepted).
+        samples; ``repeat_padded`` is True for a signal shorter than one patch, which is filled
+        to patch length by ``grid.short_clips`` (so short clips are accepted).
     """
     edge, window = grid.edge, grid.window
     pending: list[np.ndarray] = []
@@ -145,9 +165,9 @@ def iter_patches(blocks: Iterable[np.ndarray], grid: PatchGrid
         head = np.concatenate(pending)
     if n_samples < grid.min_samples():
         signal = head[edge:] if started else head
-        tiled = repeat_pad(signal[:n_samples], grid.min_samples())
-        padded = np.concatenate([_edge_pad(tiled, True, edge, grid.pad_mode), tiled,
-                                 _edge_pad(tiled, False, edge, grid.pad_mode)])
+        filled = fill_patch(signal[:n_samples], grid.min_samples(), grid.short_clips)
+        padded = np.concatenate([_edge_pad(filled, True, edge, grid.pad_mode), filled,
+                                 _edge_pad(filled, False, edge, grid.pad_mode)])
         yield 0, padded[:window], True
         return
 

@@ -49,6 +49,9 @@ class Taggram:
         repeat_padded: the audio was shorter than one patch and was tiled to fill it.
         warnings: what makes these tags doubtful: silence, near-silence, audio shorter than a
             patch (also issued as `zoo.errors.AudioWarning`).
+        aggregate: how the patches make the clip's answer (`clip`): ``"mean"``, ``"max"`` or
+            ``"best_window"`` (the preset's `zoo.presets.Application`).
+        task: ``"tagging"`` or ``"classification"`` (one class per clip: `predicted`).
     """
 
     probabilities: np.ndarray
@@ -58,16 +61,39 @@ class Taggram:
     patch_seconds: float = 3.0
     repeat_padded: bool = False
     warnings: tuple[str, ...] = ()
+    aggregate: str = "mean"
+    task: str = "tagging"
 
     @property
     def mean(self) -> np.ndarray:
         """Mean probability of every tag over the patches."""
         return self.probabilities.mean(axis=0)
 
+    @property
+    def best_window(self) -> int:
+        """The patch the model is surest of (highest top probability)."""
+        return int(np.argmax(self.probabilities.max(axis=1)))
+
+    @property
+    def clip(self) -> np.ndarray:
+        """The clip's answer per tag: the patches' mean, max, or the best window's row."""
+        if self.aggregate == "max":
+            return self.probabilities.max(axis=0)
+        if self.aggregate == "best_window":
+            return self.probabilities[self.best_window]
+        return self.mean
+
+    def predicted(self) -> tuple[str, float]:
+        """The clip's class and its probability (the best of `clip`)."""
+        clip = self.clip
+        best = int(np.argmax(clip))
+        return self.tags[best], float(clip[best])
+
     def top(self, n: int = 5, threshold: float | None = None) -> list[tuple[str, float]]:
-        """The ``n`` tags with the highest mean probability, best first; with ``threshold``,
-        only those whose mean probability is at least ``threshold`` (so possibly none)."""
-        mean = self.mean
+        """The ``n`` tags with the highest clip probability (`clip`: the mean over patches
+        unless the preset aggregates otherwise), best first; with ``threshold``, only those
+        whose probability is at least ``threshold`` (so possibly none)."""
+        mean = self.clip
         order = np.argsort(-mean, kind="stable")[:n]
         return [(self.tags[i], float(mean[i])) for i in order
                 if threshold is None or mean[i] >= threshold]
@@ -82,6 +108,11 @@ class Taggram:
             "repeat_padded": self.repeat_padded,
             "warnings": list(self.warnings),
         }
+        if (self.aggregate, self.task) != ("mean", "tagging"):
+            data["aggregate"], data["task"] = self.aggregate, self.task
+        if self.task == "classification":
+            label, p = self.predicted()
+            data["predicted"] = {"class": label, "probability": round(p, 6)}
         if top:
             data["top"] = [{"tag": t, "probability": round(p, 6)}
                            for t, p in self.top(top, threshold)]
@@ -185,11 +216,22 @@ def resolve_model(model: Any, features: bool = False) -> keras.Model:
     return resolve(model, include_top=True, features=features)
 
 
-def patch_grid(prep, hop_seconds: float, tail: str = "end") -> PatchGrid:
+def preset_grid(config: PresetConfig, hop_seconds: float | None = None,
+                tail: str = "end") -> PatchGrid:
+    """The grid `zoo.tag` uses for a preset: its default hop unless ``hop_seconds`` is given,
+    its short-clip rule (`zoo.presets.Application`)."""
+    application = config.application
+    hop = application.hop_for(config.preprocessing) if hop_seconds is None else hop_seconds
+    return patch_grid(config.preprocessing, hop, tail, application.short_clips)
+
+
+def patch_grid(prep, hop_seconds: float, tail: str = "end",
+               short_clips: str = "tile") -> PatchGrid:
     """The grid of a preset for a patch hop in seconds.
 
-    The hop is rounded down to whole frames, so the default 3.0 s gives musicnn's 187 frames
-    (2.992 s) and rows line up with the original's patches.
+    The hop is rounded down to whole frames, so 3.0 s (or musicnn's patch length, 2.992 s)
+    gives musicnn's 187 frames and rows line up with the original's patches. ``short_clips``
+    is the preset's rule for audio shorter than a patch (`zoo.presets.Application`).
     """
     if not hop_seconds > 0:
         raise ValueError(f"hop_seconds must be > 0, got {hop_seconds}")
@@ -198,7 +240,8 @@ def patch_grid(prep, hop_seconds: float, tail: str = "end") -> PatchGrid:
     return PatchGrid(n_fft=prep.n_fft, hop_length=prep.hop_length,
                      patch_frames=prep.patch_frames, hop_frames=hop_frames,
                      pad_mode=prep.pad_mode, tail=tail,
-                     min_tail_frames=math.ceil(MIN_TAIL_SECONDS * frames_per_second))
+                     min_tail_frames=math.ceil(MIN_TAIL_SECONDS * frames_per_second),
+                     short_clips=short_clips)
 
 
 def stream_blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
@@ -259,7 +302,7 @@ class ModelRun:
     peak: float = 1.0
 
 
-def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
+def run_model(source: AudioInput, model: keras.Model, hop_seconds: float | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, source_sr: int | None = None,
               tail: str = "end") -> ModelRun:
     """Run a `zoo.load` model over every patch of a recording, as `tag` and `extract` do.
@@ -285,7 +328,7 @@ def run_model(source: AudioInput, model: keras.Model, hop_seconds: float = 3.0,
         (10, 200)
     """
     config: PresetConfig = model.zoo_preset
-    grid = patch_grid(config.preprocessing, hop_seconds, tail)
+    grid = preset_grid(config, hop_seconds, tail)
     windows = (((start, was_padded), window) for start, window, was_padded
                in patch_windows(source, config, grid, source_sr))
     starts: list[int] = []
@@ -314,7 +357,7 @@ def describe_source(source: Any) -> str:
 def tag(
     audio_or_path: AudioInput,
     model: str | os.PathLike | keras.Model = "musicnn_msd",
-    hop_seconds: float = 3.0,
+    hop_seconds: float | None = None,
     *,
     source_sr: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -325,14 +368,16 @@ def tag(
     Args:
         audio_or_path: a file path, encoded bytes, or a float waveform (then give ``source_sr``).
         model: a preset name, a preset directory, or a model from `zoo.load`.
-        hop_seconds: hop between patches (rounded down to whole STFT frames). The default, 3 s,
-            reproduces the original musicnn's non-overlapping patches.
+        hop_seconds: hop between patches (rounded down to whole STFT frames). Default: the
+            preset's (``zoo_preset.application``): its patch length, which for the musicnn
+            presets reproduces the original's non-overlapping 3 s patches.
         source_sr: sample rate of an array input (resampled to the model's rate).
         batch_size: patches per model call.
         tail: ``"end"`` adds a last patch aligned with the end of the audio when the regular
             patches leave out 1 s or more; ``"drop"`` ignores that remainder like the original
             musicnn.
-            Audio shorter than one patch is tiled to fill it (``Taggram.repeat_padded``).
+            Audio shorter than one patch fills it by the preset's rule (tiled for musicnn,
+            centred in silence for a speech model: ``Taggram.repeat_padded``).
 
     Returns:
         A `Taggram`.
@@ -364,7 +409,8 @@ def tag(
     for note in notes:
         warnings.warn(f"{source}: {note}", AudioWarning, stacklevel=2)
     return Taggram(probabilities, config.tags, run.times, source,
-                   config.preprocessing.patch_seconds, run.repeat_padded, tuple(notes))
+                   config.preprocessing.patch_seconds, run.repeat_padded, tuple(notes),
+                   config.application.aggregate, config.application.task)
 
 
 EMBEDDING = "embedding"
@@ -382,7 +428,7 @@ def embed(
     audio_or_path: AudioInput,
     model: str | os.PathLike | keras.Model = "musicnn_msd",
     features: Sequence[str] | None = None,
-    hop_seconds: float = 3.0,
+    hop_seconds: float | None = None,
     *,
     source_sr: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -446,7 +492,8 @@ def doubts(run: ModelRun) -> list[str]:
         notes.append(f"silent (peak {peak_db:.0f} dBFS): its tags mean nothing")
     elif peak_db < QUIET_PEAK_DBFS:
         notes.append(f"very quiet (peak {peak_db:.0f} dBFS): its tags may mean little")
-    if run.repeat_padded:
+    # Centred or left-aligned in silence is how such presets were trained: nothing to say.
+    if run.repeat_padded and run.config.application.short_clips == "tile":
         notes.append(f"shorter than one {run.config.preprocessing.patch_seconds:.1f} s patch: "
                      "tiled to fill it, so its tags are unreliable")
     return notes
@@ -455,7 +502,7 @@ def doubts(run: ModelRun) -> list[str]:
 def extract(
     audio_or_path: AudioInput,
     model: str | os.PathLike | keras.Model = "musicnn_msd",
-    hop_seconds: float = 3.0,
+    hop_seconds: float | None = None,
     *,
     source_sr: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,

@@ -21,10 +21,13 @@ Signatures (all outputs are batch-major, so TF Serving's server-side batching ca
     rows shorter than one patch are tiled to one patch, as `zoo.tag` does.
 
 ``tag_wav(wav)``
-    ``wav``: ``tf.string [batch]``, 16-bit PCM WAV files of any lengths and channel counts at the
-    preset's sample rate (another rate is an error from the graph: it does not resample).
-    Same outputs; per-patch outputs are zero-padded to the file with the most patches, and
-    ``num_patches`` says how many rows of each file are real.
+    ``wav``: ``tf.string [batch]``, 16-bit PCM WAV files of any lengths and channel counts, at
+    the preset's sample rate or any of ``wav_sample_rates`` (default
+    `zoo.serving.graph.WAV_SAMPLE_RATES`, 8 to 192 kHz): the graph averages the channels and
+    resamples to the preset's rate with soxr's own filters, as `zoo.tag` does; another rate is
+    an error from the graph that names it. Same outputs; per-patch outputs are zero-padded to
+    the file with the most patches, and ``num_patches`` says how many rows of each file are
+    real.
 
 A preset without tags (an embedding model such as ``siamese_musicnn_msd``) has the same two
 signatures without the tag outputs: ``embedding [batch, patches, dim]``, ``mean_embedding
@@ -43,6 +46,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +134,13 @@ def build_patch_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.input, outputs, name=f"{config.name}_patch")
 
 
-def patch_grid_for(config: PresetConfig, tail: str = "end", hop_seconds: float = 3.0
+def patch_grid_for(config: PresetConfig, tail: str = "end", hop_seconds: float | None = None
                    ) -> PatchGrid:
-    """The patch grid `zoo.tag` uses for a preset (``hop_seconds`` and ``tail`` as there)."""
-    from zoo.inference.tagging import patch_grid
+    """The patch grid `zoo.tag` uses for a preset (``hop_seconds`` and ``tail`` as there:
+    default, the preset's own hop)."""
+    from zoo.inference.tagging import preset_grid
 
-    return patch_grid(config.preprocessing, hop_seconds, tail)
+    return preset_grid(config, hop_seconds, tail)
 
 
 class ServingModule(tf.Module):
@@ -147,10 +152,13 @@ class ServingModule(tf.Module):
         grid: the patching to reproduce (`patch_grid_for`).
         max_patches_per_call: patches per backbone call inside the graph.
         asset_dir: a folder holding ``tags.txt`` and ``zoo_preset.json`` to ship as assets.
+        wav_sample_rates: the WAV rates ``tag_wav`` resamples to the preset's rate; with none
+            but the preset's own, ``tag_wav`` accepts that rate only and holds no filters.
     """
 
     def __init__(self, patch_model: keras.Model, config: PresetConfig, grid: PatchGrid,
-                 max_patches_per_call: int, asset_dir: str | os.PathLike):
+                 max_patches_per_call: int, asset_dir: str | os.PathLike,
+                 wav_sample_rates: Sequence[int] = serving_graph.WAV_SAMPLE_RATES):
         # Default module name: a preset name need not be a Python identifier (tf.Module's rule).
         super().__init__()
         self.patch_model = patch_model
@@ -161,6 +169,10 @@ class ServingModule(tf.Module):
         self._tags = tuple(config.tags)
         self._max_chunk = max_patches_per_call
         self._seconds_per_frame = config.preprocessing.hop_length / self._sample_rate
+        # Tracked by the module: its filters are saved as variables of the SavedModel.
+        self.wav_resampler = (
+            serving_graph.WavResampler(self._sample_rate, wav_sample_rates)
+            if set(wav_sample_rates) - {self._sample_rate} else None)
         dim = patch_model.output["embedding"].shape[-1]
         # A model without tags (an embedding model) has no "probabilities".
         self._row_signature = {
@@ -235,7 +247,8 @@ class ServingModule(tf.Module):
                              tf.fill([batch], patches), tf.fill([batch], short))
 
     def _serve_wav(self, wav: tf.Tensor) -> dict[str, tf.Tensor]:
-        windows, starts, short = serving_graph.wav_windows(wav, self._grid, self._sample_rate)
+        windows, starts, short = serving_graph.wav_windows(wav, self._grid, self._sample_rate,
+                                                           self.wav_resampler)
         # Every patch of every file goes through the backbone together, in bounded chunks.
         out = self._patches(windows.flat_values)
         lengths = windows.row_lengths()
@@ -249,7 +262,8 @@ class ServingModule(tf.Module):
 
 
 def _preset_document(config: PresetConfig, grid: PatchGrid, max_patches_per_call: int,
-                     version: int, format: str) -> dict[str, Any]:  # noqa: A002
+                     version: int, format: str,  # noqa: A002
+                     wav_sample_rates: tuple[int, ...]) -> dict[str, Any]:
     """What a serving client needs to feed the export correctly, as JSON."""
     from zoo import __version__
 
@@ -266,10 +280,13 @@ def _preset_document(config: PresetConfig, grid: PatchGrid, max_patches_per_call
             "pad_mode": grid.pad_mode,
             "tail": grid.tail,
             "min_tail_frames": grid.min_tail_frames,
-            "short_input": "repeat_padded",
+            "short_input": grid.short_clips,
             "max_patches_per_call": max_patches_per_call,
             "signatures": list(SIGNATURES),
-            "wav_encoding": "16-bit PCM WAV at sample_rate (tag_wav does not resample)",
+            "wav_encoding": "16-bit PCM WAV, any channel count (averaged)",
+            "wav_sample_rates": list(wav_sample_rates),
+            "wav_resampling": (f"in the graph, soxr {serving_graph.RESAMPLING_QUALITY} "
+                               "filters, as zoo.tag" if len(wav_sample_rates) > 1 else "none"),
             "zoo_version": __version__,
             "tensorflow_version": tf.__version__,
         },
@@ -277,12 +294,29 @@ def _preset_document(config: PresetConfig, grid: PatchGrid, max_patches_per_call
     if format == "tflite":
         # The flatbuffer holds the patch model only: the caller cuts the patches.
         serving = document["serving"]
-        for key in ("max_patches_per_call", "wav_encoding"):
+        for key in ("max_patches_per_call", "wav_encoding", "wav_sample_rates",
+                    "wav_resampling"):
             del serving[key]
         serving.update(format="tflite", file=TFLITE_FILE, signatures=["serving_default"],
                        input="waveform: float32 [batch, patch_samples], one patch per row; "
                              "patching (pad_mode, edge_padding, hops, tail) is the caller's")
     return document
+
+
+def _check_rates(rates: Sequence[int]) -> tuple[int, ...]:
+    """``wav_sample_rates`` as a tuple of ints, refused if a rate is not a whole number of Hz
+    in zoo.audio's range."""
+    from zoo.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    if isinstance(rates, (str, bytes, int)):
+        raise ValueError(f"wav_sample_rates must be a sequence of rates, got {rates!r}")
+    rates = tuple(rates)
+    for rate in rates:
+        if (isinstance(rate, bool) or not isinstance(rate, int)
+                or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
+            raise ValueError(f"wav_sample_rates: {rate!r} is not a sample rate in Hz from "
+                             f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}")
+    return rates
 
 
 def _write_assets(folder: Path, document: dict[str, Any], tags: tuple[str, ...]) -> None:
@@ -353,6 +387,7 @@ def export(
     tail: str = "end",
     max_patches_per_call: int = DEFAULT_MAX_PATCHES_PER_CALL,
     overwrite: bool = False,
+    wav_sample_rates: Sequence[int] = serving_graph.WAV_SAMPLE_RATES,
 ) -> Path:
     """Export a tagger for serving, in TF Serving's ``<base>/<name>/<version>/`` layout.
 
@@ -372,15 +407,21 @@ def export(
             an extra end-aligned patch when >= 1 s is left uncovered) or ``"drop"``.
         max_patches_per_call: patches per backbone call inside the graph (memory bound).
         overwrite: replace an existing version folder instead of refusing.
+        wav_sample_rates: the WAV sample rates ``tag_wav`` accepts and resamples in its graph
+            (the preset's own rate is always accepted; ``()`` for that one only, which leaves
+            the filters out: ~8 MB for the default rates at 16 kHz).
 
     Returns:
         The version folder, ``base_dir/model_name/version``.
 
     Raises:
-        ValueError: bad ``format``, ``version``, ``tail`` or ``max_patches_per_call``.
+        ValueError: bad ``format``, ``version``, ``tail``, ``max_patches_per_call`` or
+            ``wav_sample_rates``.
         FileExistsError: the version folder exists and ``overwrite`` is False (except a TFLite
             export into a version folder that holds only a SavedModel: it is added beside it).
         TypeError: ``model_or_preset`` is not a preset or a model from `zoo.load`.
+        RuntimeError: the installed soxr cannot be reproduced by the in-graph resampler
+            (`zoo.serving.graph.soxr_filter`).
         PresetError, WeightsError: as `zoo.load`.
 
     Example:
@@ -397,8 +438,10 @@ def export(
         raise ValueError(f"tail must be 'end' or 'drop', got {tail!r}")
     if max_patches_per_call < 1:
         raise ValueError(f"max_patches_per_call must be >= 1, got {max_patches_per_call}")
+    rates = _check_rates(wav_sample_rates)
     model = _resolve_model(model_or_preset)
     config: PresetConfig = model.zoo_preset
+    rates = tuple(sorted(set(rates) | {config.preprocessing.sample_rate}))
     name = model_name or config.name
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ValueError(f"model_name must be a plain folder name, got {name!r}")
@@ -412,7 +455,7 @@ def export(
                               "version=N) or replace it (--overwrite; Python: overwrite=True)")
 
     grid = patch_grid_for(config, tail)
-    document = _preset_document(config, grid, max_patches_per_call, version, format)
+    document = _preset_document(config, grid, max_patches_per_call, version, format, rates)
     target.parent.mkdir(parents=True, exist_ok=True)
     # A dot-name is not a number, so TF Serving ignores it until the rename below.
     staging = target.parent / f".{version}.tmp-{uuid.uuid4().hex[:8]}"
@@ -421,7 +464,11 @@ def export(
             with tempfile.TemporaryDirectory(prefix="zoo-export-") as assets:
                 _write_assets(Path(assets), document, config.tags)
                 module = ServingModule(build_patch_model(model), config, grid,
-                                       max_patches_per_call, assets)
+                                       max_patches_per_call, assets, rates)
+                if module.wav_resampler is not None and module.wav_resampler.skipped:
+                    # rates whose filter the graph cannot reproduce exactly are refused
+                    document["wav_sample_rates"] = sorted(module.wav_resampler.rates)
+                    _write_assets(Path(assets), document, config.tags)
                 signatures = {
                     "serving_default": module.serving_default.get_concrete_function(),
                     "tag_wav": module.tag_wav.get_concrete_function(),
