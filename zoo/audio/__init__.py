@@ -15,6 +15,11 @@ Conventions:
     * Limits: 1 to :data:`MAX_CHANNELS` (8) channels; sample rates from
       :data:`MIN_SAMPLE_RATE` (1 kHz) to :data:`MAX_SAMPLE_RATE` (384 kHz), for files, arrays
       and requested output rates alike.
+    * A signal so short that resampling leaves no sample (1 frame at 44.1 kHz -> 16 kHz) is
+      refused like zero-length audio ("too short to resample").
+    * A file with no recognised header is refused, also where libsndfile would guess headerless
+      raw data from its name (``.au``/``.snd``: 8 kHz u-law) and decode any bytes as noise.
+    * A broken symbolic link and a link loop are named as such, not as "file not found".
 
 Truncated files (libsndfile 1.2 does not always notice, so zoo checks the container itself):
     * WAV: libsndfile silently returns only the samples present. zoo compares the ``data``
@@ -152,9 +157,10 @@ def load(
         float32 array in [-1, 1]: shape (samples,) when ``mono``, else (channels, samples).
 
     Raises:
-        AudioError: missing, empty, unreadable, non-audio, truncated or zero-length input;
-            NaN/inf samples; unsupported channel count or sample rate; an array without
-            ``source_sr`` or with a bad shape or dtype; offset beyond the end.
+        AudioError: missing, empty, unreadable, non-audio, truncated or zero-length input
+            (or too short to leave a sample once resampled); NaN/inf samples; unsupported
+            channel count or sample rate; an array without ``source_sr`` or with a bad shape
+            or dtype; offset beyond the end.
         ValueError: unknown backend name.
 
     Example:

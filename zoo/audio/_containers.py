@@ -42,6 +42,12 @@ def _sniff(head: bytes) -> str | None:
         return "MP3"
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return "AIFF"
+    if head[:4] in (b".snd", b"dns."):  # Sun/NeXT AU, big- or little-endian
+        return "AU"
+    if head[:4] == b"caff":
+        return "CAF"
+    if head[:4] == b"riff" and head[24:40].startswith(b"wave"):  # Sony Wave64 GUIDs
+        return "W64"
     if head[4:8] == b"ftyp":
         return _UNSUPPORTED_CONTAINERS[0]
     if head[:4] == b"\x1a\x45\xdf\xa3":
@@ -116,7 +122,11 @@ def _unsupported_container(kind: str) -> str:
 _EXPECTED_START = {".mp3": "no MP3 frame or ID3 tag", ".wav": "no RIFF/WAVE header",
                    ".wave": "no RIFF/WAVE header", ".flac": "no FLAC header",
                    ".ogg": "no Ogg page", ".oga": "no Ogg page", ".opus": "no Ogg page",
-                   ".aif": "no AIFF header", ".aiff": "no AIFF header"}
+                   ".aif": "no AIFF header", ".aiff": "no AIFF header",
+                   ".aifc": "no AIFF header", ".au": "no AU header", ".snd": "no AU header",
+                   ".caf": "no CAF header", ".w64": "no Wave64 header"}
+# libsndfile's words when it finds no decodable data, which mislead when quoted as they are.
+_MISLEADING = "File does not exist or is not a regular file"
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -126,21 +136,36 @@ def _looks_like_text(head: bytes) -> bool:
     return printable / len(head) > 0.95
 
 
+def _unrecognised(name: str | None, head: bytes) -> str:
+    suffix = os.path.splitext(name or "")[1].lower()
+    missing = _EXPECTED_START.get(suffix, "no known audio header")
+    text = ", the file looks like text" if _looks_like_text(head) else ""
+    return f"not an audio file: format not recognised ({missing}{text})"
+
+
 def open_failure(kind: str | None, err: Exception, name: str | None = None,
-                 head: bytes = b"") -> str:
+                 head: bytes = b"", raw: Raw | None = None) -> str:
     """The reason given when soundfile cannot open a file sniffed as ``kind``.
 
     For a file with no known audio header, libsndfile's own words (often "File does not exist
-    or is not a regular file", which misleads) are replaced by what is missing.
+    or is not a regular file", which misleads) are replaced by what is missing; so are they
+    for a known container with no decodable data (an MP3 cut inside its first frames). An Ogg
+    file that libsndfile cannot open is checked for a cut page first (given ``raw``), because
+    short Vorbis/Opus streams cut anywhere fail to open instead of decoding short.
     """
     why = getattr(err, "error_string", None) or str(err)
     if kind in _UNSUPPORTED_CONTAINERS:
         return _unsupported_container(kind)
     if kind is None:
-        suffix = os.path.splitext(name or "")[1].lower()
-        missing = _EXPECTED_START.get(suffix, "no known audio header")
-        text = ", the file looks like text" if _looks_like_text(head) else ""
-        return f"not an audio file: format not recognised ({missing}{text})"
+        return _unrecognised(name, head)
+    if kind == "OGG" and raw is not None:
+        state = _ogg_tail_state(raw.read_at(max(0, raw.size - _OGG_TAIL_BYTES), raw.size))
+        if state == "partial":
+            return "truncated OGG: the file ends inside an Ogg page (it cannot be opened)"
+        if state == "no_eos":
+            return "truncated OGG: no end-of-stream page, and the stream cannot be opened"
+    if _MISLEADING in why:
+        return f"corrupt or truncated {kind} file: cannot be opened (no decodable audio data)"
     return f"corrupt or truncated {kind} file: cannot be opened (libsndfile: {why})"
 
 
@@ -163,8 +188,13 @@ def open_checked(raw: Raw) -> Iterator[tuple[sf.SoundFile, Meta]]:
     try:
         f = sf.SoundFile(raw.target)
     except (sf.SoundFileError, RuntimeError, OSError, TypeError, ValueError) as err:
-        raise AudioError(name, open_failure(kind, err, name, head)) from err
+        raise AudioError(name, open_failure(kind, err, name, head, raw)) from err
     try:
+        if f.format == "RAW":
+            # No header zoo or libsndfile recognised, yet libsndfile guessed from the name
+            # (.au/.snd: headerless 8 kHz u-law) and would decode any bytes as noise.
+            raise AudioError(name, _unrecognised(name, head) + "; headerless raw data is not "
+                             "decoded")
         check_rate(f.samplerate, name, "sample rate in the file header")
         check_channels(f.channels, name)
         exact = True

@@ -132,6 +132,13 @@ def decode(raw: Raw, f: sf.SoundFile, meta: Meta, start: int, count: int, backen
     return x
 
 
+def _too_short(name: str, frames: int, rate: int, sr: int) -> AudioError:
+    return AudioError(
+        name,
+        f"too short to resample: {frames} frame(s) at {rate} Hz make no sample at {sr} Hz",
+    )
+
+
 def finish(x: np.ndarray, rate: int, sr: int | None, mono: bool, name: str) -> np.ndarray:
     """(frames, channels) float32 -> finite-checked, downmixed, resampled, clipped output."""
     check_finite(x, name)
@@ -140,7 +147,10 @@ def finish(x: np.ndarray, rate: int, sr: int | None, mono: bool, name: str) -> n
         x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
     x = np.ascontiguousarray(x, dtype=np.float32)
     if sr is not None and sr != rate:
+        frames = len(x)
         x = soxr.resample(x, rate, sr, quality="HQ")
+        if len(x) == 0:  # e.g. 1 frame at 44.1 kHz -> 16 kHz: an empty array is no audio
+            raise _too_short(name, frames, rate, sr)
     x = np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
     return x if mono else np.ascontiguousarray(x.T)
 
@@ -169,6 +179,7 @@ def blocks(
     pending: list[np.ndarray] = []
     n_pending = 0
     pos = 0
+    yielded = 0
     last = False
     while not last:
         x = read(_READ_FRAMES)
@@ -186,11 +197,16 @@ def blocks(
         if len(y):
             pending.append(y)
             n_pending += len(y)
+        elif last and resampler is not None and not yielded and not n_pending:
+            # Resampling left nothing of a very short signal: say so, rather than end an
+            # iterator that stream()'s zero-length check promised would yield something.
+            raise _too_short(meta.name, pos, meta.rate, int(sr))
         if n_pending >= block or (last and n_pending):
             joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
             n_full = len(joined) // block
             for i in range(n_full + (1 if last and len(joined) % block else 0)):
                 part = np.clip(joined[i * block : (i + 1) * block], -1.0, 1.0)
+                yielded += len(part)
                 yield part if mono else np.ascontiguousarray(part.T)
             rest = joined[n_full * block :]
             pending = [rest.copy()] if len(rest) and not last else []

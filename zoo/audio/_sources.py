@@ -8,6 +8,7 @@ dtype and layout and scaled to float32 ``(frames, channels)`` like libsndfile sc
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from typing import Any
@@ -60,6 +61,24 @@ def source_name(source: Any) -> str:
     return f"<{type(source).__name__}>"
 
 
+def _missing_reason(name: str) -> str:
+    """Why a path that does not exist cannot be read: os.path.exists is False for a broken
+    symbolic link and a link loop too, and "file not found" would send the user looking for
+    a file that is right there in the folder listing."""
+    if not os.path.islink(name):
+        return "file not found"
+    try:
+        os.stat(name)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop (too many levels of symbolic links)"
+    try:
+        target = os.readlink(name)
+    except OSError:
+        target = "?"
+    return f"broken symbolic link (its target {target!r} does not exist)"
+
+
 def as_raw(source: Any) -> Raw:
     """Validate a path / bytes / file object up to the point where soundfile can open it."""
     name = source_name(source)
@@ -72,7 +91,7 @@ def as_raw(source: Any) -> Raw:
         if os.path.isdir(name):
             raise AudioError(name, "is a directory, not an audio file")
         if not os.path.exists(name):
-            raise AudioError(name, "file not found")
+            raise AudioError(name, _missing_reason(name))
         try:
             with open(name, "rb"):
                 pass

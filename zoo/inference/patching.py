@@ -170,6 +170,15 @@ def iter_patches(blocks: Iterable[np.ndarray], grid: PatchGrid
                                  _edge_pad(filled, False, edge, grid.pad_mode)])
         yield 0, padded[:window], True
         return
+    if not started:
+        # Long enough for a patch (one-frame patches, say) yet no longer than the edge pad, so
+        # the loop above never gave it its left pad: pad it whole, as one centred STFT does.
+        mode = "constant" if grid.pad_mode == "constant" else "reflect"
+        padded = np.pad(head, edge, mode=mode)
+        for start_frame in grid.start_frames(n_samples):
+            start = start_frame * grid.hop_length
+            yield start_frame, padded[start: start + window], False
+        return
 
     tail_source = head[-(edge + 1):]
     head = np.concatenate([head, _edge_pad(tail_source, False, edge, grid.pad_mode)])

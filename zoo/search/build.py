@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from zoo.errors import AudioError
+from zoo import audio
+from zoo.errors import AudioError, AudioWarning
 from zoo.search import store
 from zoo.search._faiss import require_faiss
 from zoo.search.catalogue import LEVELS, CatalogueIndex, load_index, write_index
@@ -53,6 +55,8 @@ class BuildReport:
         reused: files whose vectors came from an earlier (possibly interrupted) run.
         removed: files of the earlier index that are no longer in the folder (dropped).
         failed: ``(path, reason)`` of files that could not be embedded (not in the index).
+        warnings: ``(path, message)`` of files indexed with a doubt: possibly truncated,
+            silent or nearly so, shorter than one patch (the message names the file).
         seconds: wall time of the whole build.
     """
 
@@ -61,19 +65,27 @@ class BuildReport:
     reused: int = 0
     removed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
 
 def scan(audio_dir: str | os.PathLike) -> list[FileEntry]:
     """Audio files under ``audio_dir`` (recursive, hidden files and folders skipped), sorted.
 
+    Names that cannot be statted (a broken symbolic link, a link loop) are left out; `build_index`
+    reports them as failed.
+
     Raises:
         NotADirectoryError: ``audio_dir`` is not a folder.
     """
-    root = Path(audio_dir)
+    return _scan(Path(audio_dir))[0]
+
+
+def _scan(root: Path) -> tuple[list[FileEntry], list[Path]]:
+    """`scan`'s entries, and the audio-named paths that could not be statted."""
     if not root.is_dir():
-        raise NotADirectoryError(f"{os.fspath(audio_dir)} is not a folder")
-    entries = []
+        raise NotADirectoryError(f"{os.fspath(root)} is not a folder")
+    entries, unreadable = [], []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
@@ -83,11 +95,21 @@ def scan(audio_dir: str | os.PathLike) -> list[FileEntry]:
             try:
                 st = path.stat()
             except OSError:
-                continue  # a dangling link
+                unreadable.append(path)  # a broken link or a link loop
+                continue
             if path.is_file():
                 entries.append(FileEntry(path.relative_to(root).as_posix(), st.st_size,
                                          st.st_mtime_ns))
-    return sorted(entries, key=lambda e: e.path)
+    return sorted(entries, key=lambda e: e.path), sorted(unreadable)
+
+
+def _unreadable_reason(path: Path) -> str:
+    """Why a scanned name cannot be read, in `zoo.audio`'s words (one wording everywhere)."""
+    try:
+        audio.info(path)
+    except AudioError as err:
+        return err.reason
+    return "cannot be read"  # it became readable since the scan: say something all the same
 
 
 def _previous(out: Path, overwrite: bool) -> tuple[dict[str, Any] | None, dict | None]:
@@ -176,6 +198,7 @@ def build_index(
     checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     progress: bool = True,
     on_failure: Callable[[str, str], None] | None = None,
+    on_warning: Callable[[str, str], None] | None = None,
 ) -> BuildReport:
     """Embed every audio file under ``audio_dir`` and write a searchable index to ``out``.
 
@@ -202,6 +225,9 @@ def build_index(
         progress: show a progress bar (files done, rate, ETA) on stderr.
         on_failure: called with ``(path, reason)`` for each file that cannot be embedded
             (default: a line on stderr). Such files are skipped, the rest are indexed.
+        on_warning: called with ``(path, message)`` for each file indexed with a doubt (its
+            decoder's `zoo.errors.AudioWarning`, or the silence / short-clip notes `zoo.tag`
+            gives); default: a ``zoo: warning: <message>`` line on stderr.
 
     Returns:
         A `BuildReport` (its ``failed`` lists the skipped files).
@@ -230,7 +256,7 @@ def build_index(
     if foreign:
         raise SearchError(f"{out} is not an index directory (it holds {', '.join(foreign[:3])}"
                           f"{', ...' if len(foreign) > 3 else ''}): choose a new or empty --out")
-    entries = scan(root)
+    entries, unreadable = _scan(root)
     manifest, state = _previous(out, overwrite)
     if model is None:
         recorded = manifest or state
@@ -241,7 +267,7 @@ def build_index(
             _check_same(what, recorded, info, str(root), out)
     if overwrite:
         store.remove_index_files(out)
-    if not entries:
+    if not entries and not unreadable:
         raise SearchError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {root}")
 
     current = {e.path: e for e in entries}
@@ -252,6 +278,7 @@ def build_index(
                                              if d.get("path") not in current)
     todo = [e for e in entries if e.path not in known]
     failed: list[tuple[str, str]] = []
+    doubtful: list[tuple[str, str]] = []
 
     def report(path: str, reason: str) -> None:
         failed.append((path, reason))
@@ -259,6 +286,16 @@ def build_index(
             on_failure(path, reason)
         else:
             tqdm.write(f"zoo: FAILED {path}: {reason}", file=sys.stderr)
+
+    def warn(path: str, message: str) -> None:
+        doubtful.append((path, message))
+        if on_warning is not None:
+            on_warning(path, message)
+        else:  # one line, as zoo tag prints them: not Python's "file:line: Warning" + source
+            tqdm.write(f"zoo: warning: {message}", file=sys.stderr)
+
+    for path in unreadable:
+        report(os.fspath(path), _unreadable_reason(path))
 
     if todo:
         out.mkdir(parents=True, exist_ok=True)
@@ -278,11 +315,21 @@ def build_index(
             for entry in bar:
                 path = root.joinpath(*entry.path.split("/"))
                 try:
-                    seg = embedder.embed_segments(path)
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        seg = embedder.embed_segments(path)
                 except (AudioError, OSError) as err:
                     reason = err.reason if isinstance(err, AudioError) else str(err)
                     report(os.fspath(path), reason)
                     continue
+                for caught_warning in caught:
+                    if issubclass(caught_warning.category, AudioWarning):
+                        warn(os.fspath(path), str(caught_warning.message))
+                    else:  # not ours to reword: hand it back to Python's warning machinery
+                        warnings.warn_explicit(caught_warning.message, caught_warning.category,
+                                               caught_warning.filename, caught_warning.lineno)
+                for note in seg.notes:
+                    warn(os.fspath(path), f"{os.fspath(path)}: {note}")
                 item = (EmbeddedFile(entry, seg.mean, seg.vectors, seg.starts)
                         if level == "segment" else
                         EmbeddedFile(entry, seg.mean, seg.vectors[:0], seg.starts[:0]))
@@ -296,8 +343,8 @@ def build_index(
 
     kept = [known[e.path] for e in entries if e.path in known]
     if not kept:
-        raise SearchError(f"none of the {len(entries)} audio files under {root} could be "
-                          "indexed")
+        raise SearchError(f"none of the {len(entries) + len(unreadable)} audio files under "
+                          f"{root} could be indexed")
     vectors = np.stack([k.mean for k in kept])
     segment_vectors, table = None, None
     if level == "segment":
@@ -311,4 +358,5 @@ def build_index(
                         segment_index_type=segment_index_type)
     partial.clear()
     return BuildReport(index=index, embedded=len(kept) - reused, reused=reused,
-                       removed=removed, failed=failed, seconds=time.perf_counter() - started)
+                       removed=removed, failed=failed, warnings=doubtful,
+                       seconds=time.perf_counter() - started)

@@ -13,7 +13,7 @@ TensorFlow is imported only when a model is loaded, so `ModelInfo` and `model_in
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +122,14 @@ class Segments:
         starts: ``(segments,)`` float32 start of each patch, seconds.
         mean: ``(dim,)`` float32 unit vector: the file-level vector (mean of the raw patch
             embeddings, normalised).
+        notes: why these vectors may mean little (silence, near-silence, audio shorter than
+            one patch), as `zoo.tag` warns (`zoo.inference.tagging.doubts`); empty if none.
     """
 
     vectors: np.ndarray
     starts: np.ndarray
     mean: np.ndarray
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -204,13 +207,14 @@ class TrackEmbedder:
             >>> seg.vectors.shape, seg.starts[:3]     # 10 s of audio: 3 patches + the end
             ((4, 200), array([0., 3., 6.]))
         """
-        from zoo.inference.tagging import describe_source, run_model
+        from zoo.inference.tagging import describe_source, doubts, run_model
 
         hop = self.info.hop_seconds if hop_seconds is None else float(hop_seconds)
         run = run_model(audio_or_path, self.model, hop, self.batch_size, source_sr,
                         self.info.tail)
         patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in run.outputs], axis=0)
-        return segments_from_patches(patches, run.times, describe_source(audio_or_path))
+        segments = segments_from_patches(patches, run.times, describe_source(audio_or_path))
+        return replace(segments, notes=tuple(doubts(run)))
 
 
 def segments_from_patches(patches: np.ndarray, times: np.ndarray, what: str) -> Segments:
