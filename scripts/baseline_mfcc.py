@@ -6,9 +6,14 @@ finetune's, plus ``features`` and ``model_selection``), ``OUT/confusion.png`` an
 cache ``OUT/cache/mfcc-<key>.npy`` (a rerun skips the extraction), and prints a one-line
 summary. Needs scikit-learn (``pip install 'zoo-audio[finetune]'``).
 
+``--json [PATH]`` also records the run under the task's name in PATH (default
+docs/results/baseline_mfcc.json; the other tasks' runs are kept): metrics, wall time and peak
+memory of the whole command, machine, versions and command line, from which
+scripts/make_docs_tables.py writes the tables of docs/results.md and docs/benchmarks.md.
+
 Usage:
     python scripts/baseline_mfcc.py TASK DATA_DIR [--out DIR] [--classes 12|35] [--seed N]
-        [--max-folds N] [--sr HZ] [--c-grid C ...] [--cache-dir DIR] [--quiet]
+        [--max-folds N] [--sr HZ] [--c-grid C ...] [--cache-dir DIR] [--quiet] [--json [PATH]]
 
 Example:
     python scripts/baseline_mfcc.py esc50 /data/ESC-50 --out runs/esc50_mfcc
@@ -19,11 +24,42 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
 
 TASKS = ("genre", "esc50", "urbansound8k", "speech_commands")
 
 
+def record(path: Path, args: argparse.Namespace, metrics: dict, info: dict,
+           started: float) -> Path:
+    """Put this run into the JSON at ``path`` under its task's name (plus its non-defaults)."""
+    key = args.task + (f" ({args.classes})" if args.task == "speech_commands"
+                       and args.classes != "12" else "")
+    key += "".join(f", {name} {value}" for name, value in
+                   (("sr", args.sr), ("seed", args.seed or None), ("max-folds", args.max_folds))
+                   if value is not None)
+    results_json.finish(info)
+    entry = {
+        "command": info["command"], "task": args.task,
+        **({"classes": args.classes} if args.task == "speech_commands" else {}),
+        "evaluation": results_json.evaluation(metrics), **results_json.scores(metrics),
+        "evaluated_on": metrics.get("evaluated_on"),
+        "model_selection": metrics.get("model_selection"),
+        "command_wall_seconds": round(time.perf_counter() - started, 1),
+        "feature_seconds": metrics.get("feature_seconds"),
+        "peak_rss_gb": results_json.peak_rss_gb(),
+        "description": "MFCC statistics + logistic regression",
+        "machine_load": results_json.load_note(info), "run": info,
+    }
+    return results_json.upsert(path, key, entry)
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("task", choices=TASKS)
     p.add_argument("data_dir", help="the dataset's root, as for zoo finetune")
@@ -40,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="logistic-regression C values tried on the validation clips")
     p.add_argument("--cache-dir", default=None, help="feature cache (default OUT/cache)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
+                   help="also record the run in this JSON file (default "
+                        "docs/results/baseline_mfcc.json)")
     args = p.parse_args(argv)
+    info = results_json.run_info(__file__, argv, ("numpy", "scikit-learn", "tensorflow"))
 
     from zoo.errors import ZooError
     from zoo.finetune.baseline import C_GRID, BaselineOptions, run_baseline, summary_line
@@ -56,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baseline_mfcc: {err}", file=sys.stderr)
         return 2
     print(f"{out}: {summary_line(metrics)}")
+    if args.json:
+        print(f"wrote {record(args.json, args, metrics, info, started)}")
     return 0
 
 

@@ -6,25 +6,33 @@ model's ``predict_on_batch``); librosa runs as usual. Runs go in short alternati
 that background load hits all alike; the medians of wall-clock and of process CPU time are
 reported.
 
+``--json [PATH]`` writes the results, with the machine, versions and command line, to PATH
+(default docs/results/bench_frontend.json), from which scripts/make_docs_tables.py writes the
+table of docs/benchmarks.md.
+
 Usage:
-    python scripts/bench_frontend.py [--seconds 180] [--repeats 20] [--json]
+    python scripts/bench_frontend.py [--seconds 180] [--repeats 20] [--json [PATH]]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import keras
 import librosa
 import numpy as np
 import tensorflow as tf
 
-from zoo.layers import MelSpectrogram
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
+
+from zoo.layers import MelSpectrogram  # noqa: E402
 
 SR = 16000
 SETTINGS = dict(sr=SR, n_fft=512, hop_length=256, n_mels=96, fmax=8000.0, center=False)
@@ -45,12 +53,15 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=180.0, help="clip length")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs of each")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
-    args = parser.parse_args()
+    parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
+                        help="write the results to this JSON file "
+                             "(default docs/results/bench_frontend.json)")
+    args = parser.parse_args(argv)
+    info = results_json.run_info(__file__, argv, ("tensorflow", "keras", "numpy", "librosa"))
 
     y = test_clip(args.seconds)
     batch = y[None]
@@ -86,6 +97,8 @@ def main() -> None:
     # CPU time (all threads) is the work done; it is less sensitive to other load on the box.
     cpu = {name: statistics.median(t[1] for t in ts) for name, ts in times.items()}
     result = {
+        **results_json.finish(info),
+        "settings": dict(SETTINGS),
         "clip_seconds": args.seconds,
         "frames": int(ref.shape[0]),
         "repeats": args.repeats,
@@ -95,17 +108,10 @@ def main() -> None:
         },
         "median_cpu_ms": {k: round(v * 1e3, 2) for k, v in cpu.items()},
         "max_rel_error_vs_librosa": error,
-        "cpus": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2),
-        "machine": platform.processor() or platform.machine(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "librosa": librosa.__version__,
-        "numpy": np.__version__,
     }
     if args.json:
-        print(json.dumps(result, indent=2))
-        return
+        print(f"wrote {results_json.write(args.json, result)}")
     print(
         f"mel spectrogram of {args.seconds:g} s at {SR} Hz ({result['frames']} frames), "
         f"median of {args.repeats} runs, load avg {result['load_avg_1min']}"

@@ -8,6 +8,10 @@ then measures:
     oracle environment's python (see scripts/musicnn_oracle.py for how to create it);
   * peak RSS of a fresh process tagging a --rss-minutes long file.
 
+``--json [PATH]`` writes the results, with the machine, versions and command line, under the
+model's name in PATH (default docs/results/bench_musicnn.json; other models' runs are kept),
+from which scripts/make_docs_tables.py writes the table of docs/benchmarks.md.
+
 Usage:
     python scripts/bench_musicnn.py --oracle-python /work/oracle/venv/bin/python
     python scripts/bench_musicnn.py --minutes 10 --model musicnn_msd --json
@@ -28,6 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINAL_NAMES = {"musicnn_msd": "MSD_musicnn", "musicnn_mtt": "MTT_musicnn",
@@ -52,7 +60,12 @@ for _ in range(repeat):
     taggram, tags = extractor.extractor(path, model=model, extract_features=False)
     times.append(time.perf_counter() - t)
 assert restored, "checkpoint was not restored"
-print(json.dumps({"seconds": times, "mean_taggram": np.asarray(taggram).mean(0).tolist()}))
+import librosa
+from importlib.metadata import version
+versions = {"tensorflow": tf.__version__, "numpy": np.__version__,
+            "librosa": librosa.__version__, "musicnn": version("musicnn")}
+print(json.dumps({"seconds": times, "mean_taggram": np.asarray(taggram).mean(0).tolist(),
+                  "versions": versions}))
 """
 
 
@@ -127,11 +140,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--oracle-python", help="python of the original-musicnn environment")
     parser.add_argument("--rss-minutes", type=float, default=60.0,
                         help="length of the file for the peak-memory run (0 = skip)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
+                        help="write the results under the model's name in this JSON file "
+                             "(default docs/results/bench_musicnn.json)")
     args = parser.parse_args(argv)
 
-    report = {"model": args.model, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-              "python": platform.python_version()}
+    info = results_json.run_info(__file__, argv)
+    from zoo.inference.tagging import DEFAULT_BATCH_SIZE
+
+    report = {"model": args.model, "minutes": args.minutes, "repeat": args.repeat,
+              "zoo_batch_size": DEFAULT_BATCH_SIZE, "original_batch_size": 1,
+              "model_only_batch": 64}
     with tempfile.TemporaryDirectory() as tmp:
         audio = Path(tmp) / "bench.wav"
         seconds = make_audio(args.minutes, audio)
@@ -144,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.oracle_python:
             orig = bench_original(audio, args.model, args.oracle_python, args.repeat)
             report["original"] = {"seconds": orig["seconds"], "median": orig["median"],
-                                  "realtime_factor": seconds / orig["median"]}
+                                  "realtime_factor": seconds / orig["median"],
+                                  "versions": orig.get("versions", {})}
             report["speedup"] = orig["median"] / ours["median"]
             # Sanity: same music, same tags (the original pads with zeros under modern librosa,
             # which changes only the first frame).
@@ -156,10 +176,11 @@ def main(argv: list[str] | None = None) -> None:
             report["peak_rss_mib"] = {f"{args.rss_minutes:g}_min_file": peak_rss(long_audio,
                                                                                  args.model)}
     if args.json:
-        print(json.dumps(report, indent=1))
-        return
+        report = {**results_json.finish(info), **report}
+        print(f"wrote {results_json.upsert(args.json, args.model, report)}")
     o = report["ours"]
-    print(f"{args.model}, {seconds / 60:.1f} min of audio, {report['machine']}")
+    print(f"{args.model}, {seconds / 60:.1f} min of audio, {platform.machine()}, "
+          f"{os.cpu_count()} CPUs")
     print(f"  ours:     {o['median']:.2f} s  ({o['realtime_factor']:.0f}x real time; model only "
           f"at batch 64: {o['model_only_realtime_factor']:.0f}x; load {o['load_seconds']:.1f} s)")
     if "original" in report:

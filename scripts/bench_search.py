@@ -25,9 +25,13 @@ Two parts:
 
 Targets (issue): recall@10 >= 0.95 and query p50 <= 5 ms at 1M.
 
+``--json [PATH]`` writes the results, with the machine, versions and command line, to PATH
+(default docs/results/bench_search.json), from which scripts/make_docs_tables.py writes the
+tables of docs/benchmarks.md.
+
 Usage:
-    python scripts/bench_search.py --model musicnn_msd --work /tmp/bench_search
-    python scripts/bench_search.py --skip-real --synthetic 100000 --json out.json
+    python scripts/bench_search.py --model musicnn_msd --work /tmp/bench_search --json
+    python scripts/bench_search.py --skip-real --synthetic 100000 --json /tmp/out.json
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import re
 import sys
 import time
@@ -46,6 +49,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import results_json  # noqa: E402
 
 from zoo.search import ann  # noqa: E402
 
@@ -259,6 +265,8 @@ def bench_synthetic(args) -> dict:
     return {
         "vectors": len(vectors), "dim": args.dim, "queries": len(queries),
         "gt_queries": len(gt), "index_type": params.type, "params": params.to_dict(),
+        "train_vectors": (min(len(vectors), params.nlist * ann.TRAIN_POINTS_PER_LIST)
+                          if params.nlist else None),
         "build_s": round(build, 1),
         "query": percentiles(lat),
         "recall_at_10": round(recall, 4),
@@ -296,27 +304,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-real", action="store_true")
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--json", nargs="?", const=results_json.default_path(__file__),
+                   help="also write the results to this JSON file "
+                        "(default docs/results/bench_search.json)")
     args = p.parse_args(argv)
 
     import faiss
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
-    results = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version(), "numpy": np.__version__,
-                           "faiss": faiss.__version__,
-                           "load_avg_start": [round(x, 2) for x in os.getloadavg()]},
-               "date": time.strftime("%Y-%m-%d")}
+    results = results_json.run_info(__file__, argv,
+                                    ("tensorflow", "keras", "numpy", "faiss-cpu"))
+    results["settings"] = {k: (str(v) if isinstance(v, Path) else v)
+                           for k, v in vars(args).items()}
     if not args.skip_real:
         results["real"] = bench_real(args)
         print(json.dumps({"real": results["real"]}, indent=1), flush=True)
     if not args.skip_synthetic:
         results["synthetic"] = bench_synthetic(args)
         print(json.dumps({"synthetic": results["synthetic"]}, indent=1), flush=True)
-    results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results_json.finish(results)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {results_json.write(args.json, results)}")
     return 0
 
 

@@ -16,9 +16,13 @@ Exports the preset with `zoo.export` (or uses --export-dir), loads it with
 
 The whole set is measured --repeats times, because a shared CPU makes single runs noisy.
 
+``--json [PATH]`` writes the results, with the machine, versions and command line, to PATH
+(default docs/results/bench_serving.json), from which scripts/make_docs_tables.py writes the
+tables of docs/benchmarks.md.
+
 Usage:
     python scripts/bench_serving.py                       # musicnn_msd, 3 repeats
-    python scripts/bench_serving.py --repeats 5 --xla --json bench.json
+    python scripts/bench_serving.py --repeats 3 --xla --json
     python scripts/bench_serving.py --intra-op-threads 2 --inter-op-threads 1
 """
 
@@ -26,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,21 +41,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "tests" / "data" / "clips" / "real_rock_hedgewars.flac"
 CLIP_SECONDS = 3.0
-
-
-def cpu_model() -> str:
-    """The CPU's model name as lscpu reports it (platform's guess where lscpu is missing)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def latency_ms(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
@@ -126,7 +119,7 @@ def measure(args: argparse.Namespace, export_dir: Path) -> dict[str, dict[str, f
     return results
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="musicnn_msd")
     parser.add_argument("--export-dir", type=Path,
@@ -139,8 +132,11 @@ def main() -> int:
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0 = TF's default")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="0 = TF's default")
     parser.add_argument("--xla", action="store_true", help="also time the patch model with XLA")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
+                        help="write the results to this JSON file "
+                             "(default docs/results/bench_serving.json)")
+    args = parser.parse_args(argv)
+    info = results_json.run_info(__file__, argv)
 
     import tensorflow as tf
 
@@ -163,15 +159,14 @@ def main() -> int:
                 print(f"  {name:42s} p50 {stats['p50']:8.1f} ms  p95 {stats['p95']:8.1f} ms"
                       f"{extra}")
     summary = {
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "tensorflow": tf.__version__},
+        **results_json.finish(info),
         "preset": args.preset, "clip": str(CLIP.relative_to(ROOT)), "clip_seconds": CLIP_SECONDS,
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "runs": runs,
     }
     print(f"\n{summary['machine']}")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {results_json.write(args.json, summary)}")
     return 0
 
 

@@ -31,8 +31,10 @@ Usage (the published preset; numbers and timings in docs/results.md):
         --out /work/runs/samplecnn_distill --width 0.25 --epochs 40 --steps 80 --batch-size 16 \
         --patience 6 --max-minutes 35 --seed 0 [--targets-only | --publish]
 
-``--targets-only`` fills the teacher cache and stops. A run finds ``--out/student.weights.h5``
-and skips training (``--retrain`` forces it). ``--publish`` writes
+``--json [PATH]`` also writes the report, with the machine, versions and command line, to PATH
+(default docs/results/distill_samplecnn.json), from which scripts/make_docs_tables.py writes the
+tables of docs/results.md. ``--targets-only`` fills the teacher cache and stops. A run finds
+``--out/student.weights.h5`` and skips training (``--retrain`` forces it). ``--publish`` writes
 ``weights/samplecnn_msd_distilled.{weights.h5,json}`` (sha256 filled in, the test numbers in its
 metrics and notes); ``python scripts/make_model_cards.py`` then writes its card.
 """
@@ -51,6 +53,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "samplecnn_msd_distilled"
@@ -530,7 +536,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="train even if --out/student.weights.h5 exists")
     parser.add_argument("--publish", action="store_true",
                         help=f"write weights/{PRESET}.{{weights.h5,json}}")
+    parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
+                        help="also write the report to this JSON file (default "
+                             "docs/results/distill_samplecnn.json)")
     args = parser.parse_args(argv)
+    info = results_json.run_info(__file__, argv, ("tensorflow", "keras", "numpy",
+                                                  "scikit-learn"))
     wall = time.perf_counter()
     geometry = Geometry()
     clips = read_clips(args.data, limit=args.limit)
@@ -597,8 +608,10 @@ def main(argv: list[str] | None = None) -> int:
     t_test = excerpt_targets([embs[i] for i in test], ct, kt, geometry)
     y_train, y_test = labels[np.asarray(tr)[cs]], labels[np.asarray(test)[ct]]
     metrics["probe"] = {
-        "student_embedding": probe(s_train, y_train, s_test, y_test, ct, args.seed),
-        "teacher_penultimate": probe(t_train, y_train, t_test, y_test, ct, args.seed),
+        "student_embedding": {**probe(s_train, y_train, s_test, y_test, ct, args.seed),
+                              "dim": int(s_test.shape[1])},
+        "teacher_penultimate": {**probe(t_train, y_train, t_test, y_test, ct, args.seed),
+                                "dim": int(t_test.shape[1])},
         "train_excerpts": len(y_train),
     }
     log(f"probe: {json.dumps(metrics['probe'])}")
@@ -618,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / "metrics.json").write_text(json.dumps({"run": run, **metrics}, indent=1))
     log(f"metrics: {args.out / 'metrics.json'}")
+    if args.json:
+        doc = {**results_json.finish(info), "run": run, **metrics}
+        log(f"results: {results_json.write(args.json, doc)}")
     if args.publish:
         a, p = metrics["agreement"], metrics["probe"]
         run["source"] = source_notes(run, a, p)

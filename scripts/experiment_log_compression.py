@@ -15,7 +15,11 @@ The grid of docs/results.md (speech, then the environmental set with fold 1 as t
     python scripts/experiment_log_compression.py --data /work/datasets/env_sounds --task esc50 \\
         --max-folds 1 --seeds 0 1 2 --runs-dir /work/runs/logcomp24_env
 
-``--aggregate-only`` only rebuilds the table from the runs already on disk.
+``--aggregate-only`` only rebuilds the table from the runs already on disk. ``--json [PATH]``
+also records the summary under the task's name in PATH (default
+docs/results/experiment_log_compression.json; the other task's grid is kept), with the machine,
+versions, command line, and the wall time and peak memory of this invocation;
+scripts/make_docs_tables.py writes the tables of docs/results.md from it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
 
 DEFAULT_FRONTENDS = ("log-eps", "log10", "log-learn", "db", "pcen")
 
@@ -89,7 +97,8 @@ def aggregate(runs_dir: Path, frontends: list[str], seeds: list[int]) -> dict[st
                     beta.append(_softplus(float(trained["b"])))
         row: dict[str, Any] = {
             "seeds": done, "accuracy": acc, "macro_f1": f1, "wall_seconds": wall,
-            "accuracy_mean_std": _mean_std(acc), "macro_f1_mean_std": _mean_std(f1)}
+            "accuracy_mean_std": _mean_std(acc), "macro_f1_mean_std": _mean_std(f1),
+            "wall_seconds_mean": _mean_std(wall)[0]}
         if alpha:
             row.update(alpha=alpha, beta=beta, alpha_mean_std=_mean_std(alpha),
                        beta_mean_std=_mean_std(beta))
@@ -118,6 +127,33 @@ def markdown(rows: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN floats (nested) as None, for strict JSON."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def record(path: Path, summary: dict[str, Any], info: dict[str, Any]) -> Path:
+    """Put this grid's summary into the JSON at ``path`` under its task's name."""
+    key = summary["task"] + (" (35)" if summary["task"] == "speech_commands"
+                             and summary["classes"] == "35" else "")
+    results_json.finish(info)
+    entry = {**_finite(summary),
+             "driver": {"runs": sum(len(r["seeds"]) for r in summary["frontends"].values()),
+                        "trained_now": summary["trained_now"],
+                        "wall_seconds": summary["this_invocation_seconds"],
+                        "peak_rss_gb": results_json.peak_rss_gb()},
+             "description": "mel-CNN from scratch, one front-end and seed per run",
+             "machine_load": results_json.load_note(info), "run": info}
+    entry["command"] = info["command"]
+    return results_json.upsert(path, key, entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -136,7 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="markdown output (default RUNS_DIR/summary.md)")
     parser.add_argument("--aggregate-only", action="store_true",
                         help="do not train; only aggregate the runs on disk")
+    parser.add_argument("--json", nargs="?", type=Path,
+                        const=results_json.default_path(__file__),
+                        help="also record the summary in this JSON file (default "
+                             "docs/results/experiment_log_compression.json)")
     args = parser.parse_args(argv)
+    info = results_json.run_info(__file__, argv)
+    trained_now = 0
 
     runs_dir = Path(args.runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"run {frontend} seed {seed} -> {out}", flush=True)
                 metrics = run_one(args.task, args.data, out, frontend, seed, args.epochs,
                                   args.patience, args.classes, args.max_folds)
+                trained_now += 1
                 print(f"done {frontend} seed {seed}: accuracy {metrics['accuracy']:.4f} "
                       f"macro-F1 {metrics['macro_f1']:.4f} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -160,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"task": args.task, "data": args.data, "classes": args.classes,
                "epochs": args.epochs, "patience": args.patience, "seeds": args.seeds,
                "max_folds": args.max_folds,
-               "frontends": rows, "command": " ".join(sys.argv),
+               "frontends": rows, "command": " ".join(sys.argv), "trained_now": trained_now,
                "this_invocation_seconds": round(time.perf_counter() - started, 1)}
     (runs_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.json:
+        print(f"wrote {record(args.json, summary, info)}")
     md_path = Path(args.markdown) if args.markdown else runs_dir / "summary.md"
     md_path.write_text(table)
     print(table)

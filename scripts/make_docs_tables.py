@@ -8,8 +8,10 @@ Each generated table sits between two markers in its Markdown file:
 
 and everything between them is rewritten from the JSON by the table's function in `TABLES`
 (doc file, table id, JSON file(s), function JSON -> Markdown). Edit the JSON (rerun the
-benchmark with ``--json docs/results/FILE.json``) or the function, never the table itself.
-Tables without a JSON source carry no markers and are left alone.
+benchmark or results script with ``--json``: each writes ``docs/results/<its name>.json`` by
+default) or the function, never the table itself. Tables without a JSON source carry no markers
+and are left alone; a registered table whose JSON does not exist yet (a timing benchmark not yet
+run on an idle machine) is skipped and must carry no markers until its JSON is committed.
 
 Usage:
     python scripts/make_docs_tables.py            # rewrite every marked table in place
@@ -199,14 +201,475 @@ def similarity_heldout(data: dict, query_hop: float = 3.0) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Shared cell formats
+
+
+def pm(mean: float, std: float, digits: int = 3) -> str:
+    """``mean ± std``, both rounded half-up to ``digits`` decimals."""
+    return f"{fmt(mean, digits)} ± {fmt(std, digits)}"
+
+
+def duration(seconds: float) -> str:
+    """``51 s`` below a minute, else ``3 min 07 s``."""
+    whole = int(Decimal(repr(float(seconds))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if whole < 60:
+        return f"{whole} s"
+    return f"{whole // 60} min {whole % 60:02d} s"
+
+
+def bold(text: str, on: bool = True) -> str:
+    return f"**{text}**" if on else text
+
+
+# ---------------------------------------------------------------------------------------------
+# results/parity.json (scripts/parity_report.py --json)
+
+
+def parity(data: dict) -> str:
+    """docs/parity.md: worst taggram and feature differences per preset and pad mode."""
+    rows = []
+    for r in data["results"]:
+        worst = r["worst_feature"]
+        feature = f"{worst} {r['feature_max_rel_diff'][worst]:.1e}" if worst else "-"
+        rows.append([f"`{r['preset']}`", r["pad_mode"], f"{r['taggram_max_abs_diff']:.1e}",
+                     feature])
+    header = ["preset", "pad mode", "max abs taggram diff", "worst feature (rel. to its max)"]
+    return markdown_table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing benchmarks: results/bench_musicnn.json, bench_serving.json, bench_frontend.json,
+# bench_search.json (scripts/bench_*.py --json). Rendered once those files exist.
+
+
+def bench_musicnn(data: dict) -> str:
+    """docs/benchmarks.md, musicnn tagging: one row per model of ``runs``."""
+    rows, batch = [], 64
+    for model, run in data["runs"].items():
+        ours, orig = run["ours"], run.get("original")
+        batch = run.get("model_only_batch", batch)
+        rss = "; ".join(f"**{fmt(mib, comma=True)} MiB** ({key.replace('_min_file', '')}-min "
+                        "file)" for key, mib in run.get("peak_rss_mib", {}).items())
+        rows.append([
+            f"`{model}`",
+            f"{fmt(ours['median'], 2)} s = **{fmt(ours['realtime_factor'])}x real time**",
+            f"{fmt(orig['median'], 2)} s = {fmt(orig['realtime_factor'])}x" if orig else "—",
+            f"**{fmt(run['speedup'], 2)}x**" if orig else "—",
+            f"{fmt(ours['model_only_realtime_factor'])}x",
+            rss or "—"])
+    header = ["model", "zoo", "original", "speed-up", f"zoo model only, batch {batch}",
+              "peak RSS"]
+    return markdown_table(header, rows)
+
+
+SERVING_LABELS = {
+    "savedmodel serving_default, 1 clip": "SavedModel `serving_default` (float waveform)",
+    "savedmodel tag_wav, 1 clip": "SavedModel `tag_wav` (WAV bytes, decoded in-graph)",
+    "keras patch model, 1 clip": ("Keras patch model in-process (musicnn inference graph, as "
+                                  "`zoo.tag` calls it)"),
+    "keras original graph, 1 clip": "Keras original (training) graph, same weights",
+    "zoo.tag (array), 1 clip": "`zoo.tag(array)` in-process",
+    "keras patch model + XLA, 1 clip": "what-if: Keras patch model with XLA (`jit_compile=True`)",
+}
+
+
+def serving_latency(data: dict) -> str:
+    """docs/benchmarks.md, Serving: one clip's p50 / p95 (ms) per path, one column per repeat."""
+    runs = [run["results"] for run in data["runs"]]
+    rows = []
+    for key in (k for k in runs[0] if k.endswith(", 1 clip")):
+        cells = [f"{bold(fmt(r[key]['p50'], 1), key.startswith('savedmodel serving'))} / "
+                 f"{fmt(r[key]['p95'], 1)}" for r in runs]
+        rows.append([SERVING_LABELS.get(key, key), *cells])
+    return markdown_table(["path", *(f"run {i + 1}" for i in range(len(runs)))], rows)
+
+
+def serving_batch(data: dict) -> str:
+    """docs/benchmarks.md, Serving: throughput of a batch of clips, one column per repeat."""
+    runs = [run["results"] for run in data["runs"]]
+    batch = data["settings"]["batch"]
+    samples = round(data["clip_seconds"] * 16000)  # the musicnn and vgg presets run at 16 kHz
+    labels = {f"savedmodel serving_default, batch {batch}":
+              f"SavedModel `serving_default`, `[{batch}, {samples}]`",
+              f"keras patch model, batch {batch}": f"Keras patch model, {batch} patches"}
+    rows = [[label, *(f"{fmt(r[key]['clips_per_s'], 1)} clips/s "
+                      f"({fmt(r[key]['ms_per_clip'], 1)} ms/clip)" for r in runs)]
+            for key, label in labels.items() if key in runs[0]]
+    return markdown_table(["path", *(f"run {i + 1}" for i in range(len(runs)))], rows)
+
+
+def bench_frontend(data: dict) -> str:
+    """docs/benchmarks.md, mel spectrogram: median wall (and CPU) ms of each candidate."""
+    wall, cpu, speedup = data["median_ms"], data["median_cpu_ms"], data["speedup_vs_librosa"]
+    load = data["machine"]
+    run = (f"{data['date']} (load average {fmt(load['load_avg_start'][0], 1)}-"
+           f"{fmt(load['load_avg_end'][0], 1)})")
+    names = ["librosa", "zoo tf.function", "zoo keras predict_on_batch"]
+    cells = [f"{fmt(wall[n], 1)} ({fmt(cpu[n], 1)} CPU)" for n in names]
+    ratio = " / ".join(f"{fmt(speedup[n], 2)}x" for n in names[1:])
+    header = ["run", "librosa", "zoo `tf.function`", "zoo Keras `predict_on_batch`",
+              "speed-up (wall)"]
+    return markdown_table(header, [[run, *cells, ratio]])
+
+
+def _query(q: dict, digits: int, strong: bool = False) -> str:
+    return (f"p50 {bold(fmt(q['p50_ms'], digits), strong)} ms, "
+            f"p95 {fmt(q['p95_ms'], digits, comma=True)} ms")
+
+
+FAISS_NAMES = {"flat": "exact `IndexFlatIP`", "ivf": "`IndexIVFFlat`, inner product"}
+
+
+def search_real(data: dict) -> str:
+    """docs/benchmarks.md, Catalogue search (a): real items."""
+    r = data["real"]
+    ivf = r["ivf_params"]
+    auto = FAISS_NAMES.get(r["auto_index_type"], r["auto_index_type"])
+    e2e = r["end_to_end_query"]
+    rows = [
+        ["embedding (`zoo.search.build_index`: decode, resample, patch, musicnn, mean, write)",
+         f"{fmt(r['index_build_s'], 1)} s = **{fmt(r['embed_ms_per_item'])} ms per item** "
+         f"({fmt(r['realtime_factor'])}x real time)"],
+        ["index type chosen (`auto`, <= 50,000 files)",
+         f"{auto}: build {fmt(r['flat_build_ms'], 1)} ms; single query "
+         f"{_query(r['flat_query'], 3, True)}"],
+        [f"IVF on the same vectors (`--index-type ivf`: nlist {ivf['nlist']}, nprobe calibrated "
+         f"to {ivf['nprobe']})",
+         f"build {fmt(r['ivf_build_ms'])} ms (k-means + calibration); query "
+         f"{_query(r['ivf_query'], 3)}"],
+        [f"recall@10 of the IVF index vs exact (all {fmt(r['items'], comma=True)} items as "
+         "queries, own entry left out)",
+         f"**{fmt(r['ivf_recall_at_10'], 3)}** (calibration said "
+         f"{fmt(ivf['calibrated_recall'], 3)})"],
+        [f"end to end, as `zoo similar` (embed a catalogue file + search), {e2e['n']} random "
+         "files, model loaded",
+         f"{_query(e2e, 0)}; the file itself ranked first {r['end_to_end_self_first']}"],
+    ]
+    table = markdown_table(["measurement", "result"], rows)
+    return (f"{table}\n\nWhat the model retrieves, for the {r['music_clips']} music clips "
+            "(nearest *other* music clip, exact search): same track "
+            f"{fmt(100 * r['music_nearest_same_track'], 1)}%, same style "
+            f"{fmt(100 * r['music_nearest_same_style'], 1)}%; of the music clips among the 10 "
+            f"nearest items, {fmt(100 * r['music_style_precision_at_10'], 1)}% have the query's "
+            "style.")
+
+
+def search_synthetic(data: dict) -> str:
+    """docs/benchmarks.md, Catalogue search (b): synthetic vectors, and the nprobe sweep."""
+    s = data["synthetic"]
+    params = s["params"]
+    n = s["vectors"]
+    size = f"{n / 1e6:g}M" if n >= 1e6 else fmt(n, comma=True)
+    index = FAISS_NAMES.get(s["index_type"], s["index_type"])
+    build = f"**{fmt(s['build_s'], 1)} s**"
+    if s["index_type"] == "ivf":
+        index += f", nlist {fmt(params['nlist'], comma=True)}"
+        build_label = (f"build: k-means on {fmt(s['train_vectors'], comma=True)} vectors, "
+                       f"add {size}, calibrate nprobe")
+        build += (f"; nprobe calibrated to {params['nprobe']} (calibrated recall "
+                  f"{fmt(params['calibrated_recall'], 3)})")
+    else:
+        build_label = f"build: add {size}"
+    q, exact = s["query"], s["exact_single_query"]
+    chosen = data.get("settings", {}).get("index_type", "auto")
+    rows = [
+        ["index (`auto` above 50,000)" if chosen == "auto" else f"index (`--index-type {chosen}`)",
+         index],
+        [build_label, build],
+        [f"single query, {fmt(s['queries'], comma=True)} queries",
+         f"{_query(q, 2, True)}, mean {fmt(q['mean_ms'], 2)} ms"],
+        ["recall@10 vs exact", f"**{fmt(s['recall_at_10'], 3)}**"],
+        [f"exact search, one query (`IndexFlatIP`, {exact['n']} queries)",
+         f"p50 {fmt(exact['p50_ms'], 1)} ms"],
+        ["index size / the vectors alone",
+         f"{fmt(s['index_mib'])} MiB / {fmt(s['vectors_mib'])} MiB"],
+        ["peak RSS of the benchmark process", f"{fmt(s['peak_rss_mib'] / 1024, 1)} GiB"],
+    ]
+    table = markdown_table(["measurement", "result"], rows)
+    sweep = s.get("nprobe_sweep_300_queries") or {}
+    if not sweep:
+        return table
+    points = "; ".join(
+        bold(f"{k}: {fmt(v['recall_at_10'], 3)} / {fmt(v['p50_ms'], 2)} ms",
+             int(k) == params.get("nprobe")) for k, v in sweep.items())
+    return (f"{table}\n\nRecall and time against nprobe ({min(300, s['gt_queries'])} of the "
+            f"queries, same run): {points}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-tuning results (docs/results.md, docs/benchmarks.md): results/finetune_<task>.json
+# (scripts/finetune_<task>.py --json), baseline_mfcc.json, experiment_log_compression.json
+
+FINETUNE_TASKS = ("genre", "esc50", "urbansound8k", "speech_commands")
+FINETUNE_SOURCES = tuple(f"finetune_{task}.json" for task in FINETUNE_TASKS)
+BACKBONES = ("musicnn_msd", "musicnn_mtt", "vgg_msd")
+
+
+def score(run: dict, strong: tuple[bool, bool] = (False, False)) -> str:
+    """``accuracy / macro-F1``, with ``± std`` for fold (or seed) means."""
+    acc, f1 = fmt(run["accuracy"], 3), fmt(run["macro_f1"], 3)
+    if "accuracy_std" in run:
+        acc, f1 = pm(run["accuracy"], run["accuracy_std"]), pm(run["macro_f1"],
+                                                                run["macro_f1_std"])
+    return f"{bold(acc, strong[0])} / {bold(f1, strong[1])}"
+
+
+def grid_score(row: dict) -> dict:
+    """A log-compression grid row as a run: mean ± std over seeds."""
+    (acc, acc_std), (f1, f1_std) = row["accuracy_mean_std"], row["macro_f1_mean_std"]
+    return {"accuracy": acc, "accuracy_std": acc_std, "macro_f1": f1, "macro_f1_std": f1_std}
+
+
+def _task_label(task: str, doc: dict, run: dict) -> str:
+    data, ev = Path(doc["data"]).name, run["evaluation"]
+    return {
+        "genre": f"genre (`{data}`, test split of held-out tracks, {ev.get('clips')} clips)",
+        "esc50": f"esc50 (`{data}`, {ev.get('folds')} group-disjoint folds)",
+        "urbansound8k": f"urbansound8k (`{data}`, {ev.get('folds')} folds)",
+        "speech_commands": (f"speech_commands {doc.get('classes', '12')} (`{data}`, "
+                            f"{ev.get('clips')} test clips of held-out speakers)"),
+    }[task]
+
+
+def which_backbone(genre: dict, esc50: dict, us8k: dict, speech: dict, baseline: dict,
+                   grids: dict) -> str:
+    """docs/results.md: stage 1 per backbone, the from-scratch mel-CNN and the MFCC baseline."""
+    rows = []
+    for task, doc in zip(FINETUNE_TASKS, (genre, esc50, us8k, speech), strict=True):
+        cells: list[dict | None] = [doc["runs"].get(b) for b in BACKBONES]
+        grid = grids["runs"].get(task)
+        scratch, partial = None, ""
+        if grid:
+            frontends = grid["frontends"]
+            if grid.get("max_folds"):  # a partial grid: its best front-end, beside the MFCC's
+                name = max(frontends, key=lambda f: frontends[f]["accuracy_mean_std"][0])
+                best = frontends[name]["accuracy_mean_std"]
+                folds = baseline["runs"][task]["folds"]
+                first = next(iter(folds))
+                partial = (f"fold {first} only: {pm(*best)} (`{name}`, best of the "
+                           f"{len(frontends)} compressions; MFCC on fold {first}: "
+                           f"{fmt(folds[first]['accuracy'], 3)})")
+            else:
+                scratch = grid_score(frontends["log-eps"])
+        cells += [scratch, baseline["runs"].get(task)]
+        scored = [c for c in cells if c]
+        top = (max(c["accuracy"] for c in scored), max(c["macro_f1"] for c in scored))
+        texts = ["-" if c is None else score(c, (c["accuracy"] == top[0], c["macro_f1"] == top[1]))
+                 for c in cells]
+        if scratch is not None:
+            texts[3] += f" ({len(grid['frontends']['log-eps']['seeds'])} seeds)"
+        elif partial:
+            texts[3] = partial
+        rows.append([_task_label(task, doc, doc["runs"]["musicnn_msd"]), *texts])
+    header = ["task (data)", *(f"`{b}`" for b in BACKBONES),
+              "mel-CNN from scratch (`log-eps`)", "MFCC + logistic regression"]
+    return markdown_table(header, rows)
+
+
+def _evaluation(run: dict) -> str:
+    ev = run["evaluation"]
+    return f"{ev['folds']}-fold CV" if "folds" in ev else f"test split ({ev['clips']} clips)"
+
+
+def baselines(genre: dict, esc50: dict, us8k: dict, speech: dict, base: dict,
+              grids: dict) -> str:
+    """docs/results.md: the MFCC baseline per task, beside the transfer (or mel-CNN) result."""
+    transfer = dict(zip(FINETUNE_TASKS, (genre, esc50, us8k, speech), strict=True))
+    rows = []
+    for task in FINETUNE_TASKS:
+        run = base["runs"].get(task)  # the default run of each task (other runs: other keys)
+        if run is None:
+            continue
+        grid = grids["runs"].get(task)
+        if grid and not grid.get("max_folds"):
+            row = grid["frontends"]["log-eps"]
+            compared = (f"mel-CNN `log-eps` {score(grid_score(row))} "
+                        f"({len(row['seeds'])} seeds)")
+        else:
+            compared = f"transfer {score(transfer[task]['runs']['musicnn_msd'])}"
+        acc, f1 = score(run).split(" / ")
+        name = f"{task} ({run['classes']})" if "classes" in run else task
+        rows.append([name, _evaluation(run), acc, f1, compared,
+                     duration(run["command_wall_seconds"]), f"{fmt(run['peak_rss_gb'], 2)} GB"])
+    header = ["task", "evaluation", "accuracy", "macro-F1", "compared with", "wall time",
+              "peak RSS"]
+    return markdown_table(header, rows)
+
+
+def _log_compression(grids: dict, task: str) -> str:
+    """One task's log-compression grid: a row per front-end, then LogLearn's parameters."""
+    rows = []
+    frontends = grids["runs"][task]["frontends"]
+    for name, row in frontends.items():
+        if not row["seeds"]:  # no finished run yet
+            rows.append([f"`{name}`", "0", "-", "-", "-", "-"])
+            continue
+        per_seed = ", ".join(fmt(a, 3) for a in row["accuracy"])
+        wall = row.get("wall_seconds_mean")
+        rows.append([f"`{name}`", str(len(row["seeds"])), pm(*row["accuracy_mean_std"]),
+                     pm(*row["macro_f1_mean_std"]), per_seed,
+                     "-" if wall is None else f"{fmt(wall)} s"])
+    header = ["front-end", "seeds", "test accuracy (mean ± std)", "macro-F1 (mean ± std)",
+              "per-seed accuracy", "mean run time"]
+    text = markdown_table(header, rows)
+    learned = frontends.get("log-learn", {})
+    if learned.get("alpha"):
+        pairs = ", ".join(f"({fmt(a, 1)}, {fmt(b, 3)})"
+                          for a, b in zip(learned["alpha"], learned["beta"], strict=True))
+        text += (f"\n\nlog-learn learned alpha = {pm(*learned['alpha_mean_std'], 1)}, "
+                 f"beta = {pm(*learned['beta_mean_std'])} (initial alpha = e^7 ≈ 1096.6, "
+                 f"beta = softplus(1) ≈ 1.313); per seed: {pairs}")
+    return text
+
+
+def log_compression_speech(grids: dict) -> str:
+    """docs/results.md: the log-compression grid on speech commands."""
+    return _log_compression(grids, "speech_commands")
+
+
+def log_compression_env(grids: dict) -> str:
+    """docs/results.md: the log-compression grid on the environmental sounds."""
+    return _log_compression(grids, "esc50")
+
+
+def finetune_resources(genre: dict, esc50: dict, us8k: dict, speech: dict, grids: dict,
+                       base: dict) -> str:
+    """docs/benchmarks.md: wall time and peak memory of whole fine-tuning commands."""
+    rows = []
+    for doc in (genre, esc50, us8k, speech, base):
+        for run in doc["runs"].values():
+            if "command_wall_seconds" not in run:
+                continue
+            wall = duration(run["command_wall_seconds"])
+            if run.get("wall_note"):
+                wall += f" ({run['wall_note']})"
+            rows.append([f"`{run['command']}`", run.get("description", "-"), wall,
+                         f"{fmt(run['peak_rss_gb'], 2)} GB", run.get("machine_load", "-")])
+        if doc is speech:  # the grids after the single runs, before the baselines
+            for grid in grids["runs"].values():
+                means = [r["wall_seconds_mean"] for r in grid["frontends"].values()
+                         if r.get("wall_seconds_mean") is not None]
+                driver = grid.get("driver")
+                if not means or not driver:
+                    continue
+                rows.append([
+                    f"one run of the log-compression grid (`{grid['command'].split()[1]}`, "
+                    f"`{grid['task']}`, up to {grid['epochs']} epochs)",
+                    grid.get("description", "-"),
+                    f"{fmt(min(means) / 60, 1)}-{fmt(max(means) / 60, 1)} min (mean per "
+                    "front-end)",
+                    f"<= {fmt(driver['peak_rss_gb'], 2)} GB (the driver process over "
+                    f"{driver['runs']} runs)",
+                    grid.get("machine_load", "-")])
+    header = ["run", "what it does", "wall time", "peak RSS", "machine"]
+    return markdown_table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# results/distill_samplecnn.json (scripts/distill_samplecnn.py --json)
+
+
+def distill_agreement(data: dict) -> str:
+    """docs/results.md: student against teacher on the held-out tracks, and a constant."""
+    a = data["agreement"]
+    c = a["baseline_constant"]
+    rows = [
+        ["macro ROC-AUC, positives = the teacher's top-3 tags of each excerpt "
+         f"({a['roc_auc_top3_tags']} tags that occur)",
+         bold(fmt(a["roc_auc_top3"], 3)), f"{c['roc_auc']:g}"],
+        [f"macro ROC-AUC, positives = teacher p >= 0.5 (only {a['roc_auc_p>=0.5_tags']} tags "
+         "ever reach it)", fmt(a["roc_auc_p>=0.5"], 3), f"{c['roc_auc']:g}"],
+        [f"Pearson r, all {a['excerpts']} x 50 values", bold(fmt(a["pearson_all"], 3)),
+         fmt(c["pearson_all"], 3)],
+        ["Pearson r per tag, mean (median) over the 50 tags",
+         f"{bold(fmt(a['pearson_per_tag_mean'], 3))} ({fmt(a['pearson_per_tag_median'], 3)})",
+         "—"],
+        ["top-5 overlap (fraction of the teacher's top 5 in the student's top 5)",
+         bold(fmt(a["top5_overlap"], 3)), fmt(c["top5_overlap"], 3)],
+        ["binary cross-entropy (the training loss; floor = the teacher's entropy, "
+         f"{fmt(a['bce_floor'], 4)})", fmt(a["bce"], 4), fmt(c["bce"], 4)],
+        ["mean absolute error of the probabilities", fmt(a["mean_abs_error"], 4),
+         fmt(c["mean_abs_error"], 4)],
+    ]
+    return markdown_table(["metric", "student", "constant"], rows)
+
+
+def distill_probe(data: dict) -> str:
+    """docs/results.md: style probe on the student's and the teacher's embeddings."""
+    s, t = data["probe"]["student_embedding"], data["probe"]["teacher_penultimate"]
+    rows = [[f"student `embedding` ({s['dim']}-d)", fmt(s["excerpt_accuracy"], 3),
+             fmt(s["clip_accuracy"], 3)],
+            [f"teacher `penultimate` ({t['dim']}-d, same excerpts: mean of its two windows)",
+             fmt(t["excerpt_accuracy"], 3), fmt(t["clip_accuracy"], 3)]]
+    return markdown_table(["embedding", "excerpt accuracy", f"clip accuracy ({s['clips']} clips)"],
+                          rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# results/train_siamese.json (scripts/train_siamese.py --json)
+
+SIAMESE_METRICS = {
+    "recall@1": "same-track recall@1 (patches)",
+    "recall@10": "same-track recall@10 (patches)",
+    "style_p@10": "style precision@10, other tracks only",
+    "style_p@10_all": "style precision@10, same track allowed",
+    "clip_recall@1": "clip level (30 s): same-track recall@1",
+    "clip_style_p@10": "clip level (30 s): style precision@10, other tracks",
+}
+
+
+def siamese(data: dict) -> str:
+    """docs/results.md: test-track retrieval, plain musicnn_msd vs the trained projection."""
+    base, trained = data["baseline"]["test"], data["siamese"]["test"]
+    seed = data.get("published", {}).get("seed")  # only runs with --publish
+    published = next((r["test"] for r in data["runs"] if r["seed"] == seed), None)
+    rows = []
+    for key, label in SIAMESE_METRICS.items():
+        mean, std = trained[key]
+        rows.append([label, bold(fmt(base[key], 3), base[key] > mean),
+                     bold(pm(mean, std), mean >= base[key]),
+                     *([fmt(published[key], 3)] if published else [])])
+    header = ["metric", "musicnn_msd penultimate",
+              f"siamese_musicnn_msd ({len(data['seeds'])} seeds)",
+              *([f"published checkpoint (seed {seed})"] if published else [])]
+    return markdown_table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # The registry
 
+FINETUNE_ALL = (*FINETUNE_SOURCES, "baseline_mfcc.json", "experiment_log_compression.json")
+
 TABLES: list[Table] = [
+    Table("benchmarks.md", "bench_musicnn", ("bench_musicnn.json",), bench_musicnn),
+    Table("benchmarks.md", "bench_serving_latency", ("bench_serving.json",), serving_latency),
+    Table("benchmarks.md", "bench_serving_batch", ("bench_serving.json",), serving_batch),
+    Table("benchmarks.md", "bench_frontend", ("bench_frontend.json",), bench_frontend),
+    Table("benchmarks.md", "bench_search_real", ("bench_search.json",), search_real),
+    Table("benchmarks.md", "bench_search_synthetic", ("bench_search.json",), search_synthetic),
     Table("benchmarks.md", "bench_segment_search", ("bench_segment_search.json",), segment_search),
     Table("benchmarks.md", "bench_pipeline", ("bench_pipeline.json",), pipeline_benchmarks),
+    Table("benchmarks.md", "finetune_resources",
+          (*FINETUNE_SOURCES, "experiment_log_compression.json", "baseline_mfcc.json"),
+          finetune_resources),
     Table("scale.md", "scale_pipeline", ("bench_pipeline.json",), pipeline_scale),
     Table("search.md", "similarity_heldout", ("similarity_heldout.json",), similarity_heldout),
+    Table("parity.md", "parity", ("parity.json",), parity),
+    Table("results.md", "which_backbone", FINETUNE_ALL, which_backbone),
+    Table("results.md", "baselines", FINETUNE_ALL, baselines),
+    Table("results.md", "log_compression_speech", ("experiment_log_compression.json",),
+          log_compression_speech),
+    Table("results.md", "log_compression_env", ("experiment_log_compression.json",),
+          log_compression_env),
+    Table("results.md", "distill_agreement", ("distill_samplecnn.json",), distill_agreement),
+    Table("results.md", "distill_probe", ("distill_samplecnn.json",), distill_probe),
+    Table("results.md", "siamese", ("train_siamese.json",), siamese),
 ]
+
+# JSON files that a doc cites in its text but no table is generated from.
+CITED: dict[str, str] = {
+    "siamese_sources_validation.json": "search.md",
+}
 
 # one marked region: its opening marker, the text between, its closing marker (whole lines)
 REGION = re.compile(r"^<!-- table: (?P<id>\S+) \(.*?\) -->\n(?P<body>.*?)"
@@ -225,31 +688,51 @@ def render(table: Table, results_dir: Path) -> str:
     return f"{opening_marker(table)}\n{table.render(*data)}\n<!-- /table: {table.id} -->"
 
 
-def regenerate(text: str, tables: Sequence[Table], results_dir: Path, doc: str = "") -> str:
+def available(table: Table, results_dir: Path) -> bool:
+    """Whether every JSON file of ``table`` exists (a benchmark not yet run has none)."""
+    return all((results_dir / name).is_file() for name in table.sources)
+
+
+def regenerate(text: str, tables: Sequence[Table], results_dir: Path, doc: str = "",
+               pending: Sequence[Table] = ()) -> str:
     """``text`` with every marked region of ``tables`` rewritten from the JSON.
 
-    Raises ValueError when a table's markers are missing or appear twice, or when the text holds
-    a marked region that no table in ``tables`` generates.
+    ``pending`` are tables whose JSON does not exist yet: they must carry no markers.
+    Raises ValueError when a table's markers are missing or appear twice, when a pending table
+    is marked, or when the text holds a marked region that no table generates.
     """
     known = {t.id: t for t in tables}
     found = [m.group("id") for m in REGION.finditer(text)]
+    for table in pending:
+        if table.id in found:
+            raise ValueError(f"{doc}: table '{table.id}' is marked but its JSON is missing: "
+                             + ", ".join(f"results/{name}" for name in table.sources))
     unknown = sorted(set(found) - set(known))
     if unknown:
         raise ValueError(f"{doc}: marked tables with no generator: {', '.join(unknown)}")
     for table in tables:
         if found.count(table.id) != 1:
-            raise ValueError(f"{doc}: expected one region marked '<!-- table: {table.id} ...' "
-                             f"and '<!-- /table: {table.id} -->', found {found.count(table.id)}")
+            raise ValueError(
+                f"{doc}: expected one region marked '<!-- table: {table.id} ...' and "
+                f"'<!-- /table: {table.id} -->', found {found.count(table.id)}. Put these two "
+                f"lines where the table goes (it is written between them):\n"
+                f"{opening_marker(table)}\n<!-- /table: {table.id} -->")
     return REGION.sub(lambda m: render(known[m.group("id")], results_dir), text)
 
 
 def run(docs_dir: Path, tables: Sequence[Table], check: bool) -> int:
-    """Rewrite (or, with ``check``, compare) every doc of ``tables``; 1 if a check differs."""
+    """Rewrite (or, with ``check``, compare) every doc of ``tables``; 1 if a check differs.
+
+    Tables whose JSON files do not exist yet are skipped (and must not be marked).
+    """
     status = 0
+    results_dir = docs_dir / "results"
     for doc in sorted({t.doc for t in tables}):
         path = docs_dir / doc
         old = path.read_text(encoding="utf-8")
-        new = regenerate(old, [t for t in tables if t.doc == doc], docs_dir / "results", doc)
+        mine = [t for t in tables if t.doc == doc]
+        new = regenerate(old, [t for t in mine if available(t, results_dir)], results_dir, doc,
+                         pending=[t for t in mine if not available(t, results_dir)])
         if new == old:
             continue
         if check:

@@ -24,7 +24,10 @@ Usage:
         --out /work/runs/siamese --seeds 0 1 2 [--publish]
 
 ``--publish`` writes ``weights/siamese_musicnn_msd.{weights.h5,json}`` from the seed with the
-best *validation* recall@1 (the test split never selects anything).
+best *validation* recall@1 (the test split never selects anything). ``--json [PATH]`` also
+writes the results, with the machine, versions and command line, to PATH (default
+docs/results/train_siamese.json), from which scripts/make_docs_tables.py writes the table of
+docs/results.md.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "siamese_musicnn_msd"
@@ -288,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embed-only", action="store_true", help="fill the cache and stop")
     parser.add_argument("--publish", action="store_true",
                         help=f"write weights/{PRESET}.* (best seed by valid recall@1)")
+    parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
+                        help="also write the results to this JSON file (default "
+                             "docs/results/train_siamese.json)")
     args = parser.parse_args(argv)
+    info = results_json.run_info(__file__, argv)
     started = time.perf_counter()
     table = read_clips(args.data)
     values, clip, times = encoder_embeddings(args.data, table, args.hop, args.out / "cache")
@@ -326,12 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     trained = {s: summarise([r[s] for r, _, _ in runs]) for s in ("valid", "test")}
     summary = {
         "command": " ".join(["python", "scripts/train_siamese.py", *(argv or sys.argv[1:])]),
+        "seeds": args.seeds,
         "patches": {s: int(m.sum()) for s, m in split.items()},
         "tracks": {s: int(len(set(rows["track"][m]))) for s, m in split.items()},
         "baseline": baseline, "siamese": trained,
         "runs": [{k: v for k, v in r.items() if k != "history"} for r, _, _ in runs],
         "hyperparameters": {k: v for k, v in vars(args).items()
-                            if k not in ("data", "out", "publish", "embed_only")},
+                            if k not in ("data", "out", "publish", "embed_only", "json")},
     }
     table_md = markdown(baseline["test"], trained["test"], args.seeds)
     print(table_md)
@@ -348,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     (args.out / "results.md").write_text(table_md)
+    if args.json:
+        doc = {**summary, **results_json.finish(info)}
+        print(f"wrote {results_json.write(args.json, doc)}", file=sys.stderr)
     for run, _, _ in runs:
         (args.out / f"history-seed{run['seed']}.json").write_text(json.dumps(run["history"]))
     return 0
