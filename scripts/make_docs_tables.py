@@ -178,6 +178,33 @@ def segment_search(data: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# results/bench_serve.json (scripts/bench_serve.py)
+
+
+def bench_serve(data: dict) -> str:
+    """docs/benchmarks.md, `zoo serve`: latency and throughput per client count, then the soak."""
+    rows = []
+    for level, soak in [*((r, False) for r in data["levels"]), (data["soak"], True)]:
+        server = " / ".join(fmt(level[f"server_{part}_p50_ms"])
+                            for part in ("decode", "queue", "model"))
+        rss = "—"
+        if soak:
+            r = level["resources"]
+            rss = (f"{fmt(r['start_mib'], comma=True)} → {fmt(r['end_mib'], comma=True)} MiB "
+                   f"(**{r['growth'] * 100:+.1f}%**)")
+        clients = f"{level['clients']}, soak {duration(level['seconds'])}" if soak else \
+            f"{level['clients']} ({duration(level['seconds'])})"
+        rows.append([clients, fmt(level["requests"], comma=True),
+                     bold(f"{fmt(level['p50_ms'], comma=True)} ms", level["clients"] == 1),
+                     f"{fmt(level['p95_ms'], comma=True)} ms",
+                     f"{fmt(level['throughput_rps'], 1)}/s",
+                     bold(f"{level['errors']} / {level['wrong_top1']}", soak), server, rss])
+    header = ["clients", "requests", "p50", "p95", "throughput", "errors / wrong top result",
+              "server p50: decode / queue / model (ms)", "server RSS"]
+    return markdown_table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # results/similarity_heldout.json (scripts/eval_similarity.py)
 
 
@@ -649,6 +676,7 @@ TABLES: list[Table] = [
     Table("benchmarks.md", "bench_search_synthetic", ("bench_search.json",), search_synthetic),
     Table("benchmarks.md", "bench_segment_search", ("bench_segment_search.json",), segment_search),
     Table("benchmarks.md", "bench_pipeline", ("bench_pipeline.json",), pipeline_benchmarks),
+    Table("benchmarks.md", "bench_serve", ("bench_serve.json",), bench_serve),
     Table("benchmarks.md", "finetune_resources",
           (*FINETUNE_SOURCES, "experiment_log_compression.json", "baseline_mfcc.json"),
           finetune_resources),

@@ -10,12 +10,14 @@
     zoo tag SOURCE --runner DirectRunner --out DIR [-- BEAM_OPTIONS...]   (Apache Beam)
     zoo index SOURCE --out INDEX --runner DirectRunner [-- BEAM_OPTIONS...]
     zoo similar QUERY_AUDIO --index INDEX [--top 10]   (nearest catalogue files)
+    zoo serve --index INDEX [--host 127.0.0.1] [--port 8000]   (search service + web page)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import glob
 import json
 import math
@@ -114,7 +116,9 @@ def _expand_inputs(items: list[str], recursive: bool) -> tuple[list[str], str | 
         path = Path(item)
         if path.is_dir():
             found = sorted(str(p) for p in (path.rglob("*") if recursive else path.glob("*"))
-                           if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                           # a broken link or a link loop stays, to fail with its reason
+                           if p.suffix.lower() in AUDIO_EXTENSIONS
+                           and (p.is_file() or (p.is_symlink() and not p.exists()))
                            and not any(part.startswith(".") for part in
                                        p.relative_to(path).parts))
             if not found:
@@ -321,6 +325,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
             continue
         for caught_warning in caught:  # the message, never Python's source line
             tqdm.write(f"zoo: warning: {caught_warning.message}", file=sys.stderr)
+        # Decoder warnings (e.g. a missing end of stream) also go in the file's JSON entry.
+        extra = tuple(str(w.message) for w in caught
+                      if not any(note in str(w.message) for note in taggram.warnings))
+        if extra:
+            taggram = dataclasses.replace(taggram, warnings=(*taggram.warnings, *extra))
         results.append(taggram)
         if args.plot:
             plot = _plot_path(args.plot, path, many, plots)
@@ -832,6 +841,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_similar)
 
     add_finetune_parser(sub)
+    from zoo.service.cli import add_serve_parser  # zoo serve (light: no FastAPI imported)
+
+    add_serve_parser(sub)
     return parser
 
 
