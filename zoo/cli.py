@@ -3,7 +3,7 @@
     zoo tag FILE... [--model PRESET] [--top N] [--hop SECONDS] [--json OUT | --csv OUT] [--plot PNG]
     zoo embed FILE... --out OUT.(npz|parquet) [--model PRESET] [--feature NAME]
     zoo presets
-    zoo export PRESET_OR_PATH OUT [--version N] [--format saved_model|tflite]
+    zoo export PRESET_OR_PATH OUT [--version N] [--format saved_model|tflite|onnx]
     zoo fetch PRESET                 (pre-download weights for offline use)
     zoo push PRESET_DIR REPO_ID      (publish a preset)
     zoo index AUDIO_DIR --out INDEX [--model PRESET]   (catalogue search index)
@@ -757,11 +757,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the pretrained presets")
     p.set_defaults(func=cmd_presets)
 
-    p = sub.add_parser("export", help="export a tagger for TF Serving (SavedModel) or TFLite")
+    p = sub.add_parser("export", help="export a tagger for TF Serving (SavedModel), TFLite or "
+                                      "ONNX Runtime")
     p.add_argument("model", metavar="PRESET_OR_PATH", help="preset name or preset directory")
     p.add_argument("out", metavar="OUT", help="base directory: OUT/<model_name>/<version>/")
     p.add_argument("--version", type=int, default=1, help="model version folder (default: 1)")
-    p.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
+    p.add_argument("--format", choices=("saved_model", "tflite", "onnx"), default="saved_model")
     p.add_argument("--name", help="model folder name (default: the preset name)")
     p.add_argument("--tail", choices=("end", "drop"), default="end",
                    help="in-graph tail policy, as `zoo tag --tail`")

@@ -10,7 +10,7 @@ import math
 import keras
 import tensorflow as tf
 
-from zoo.layers.portability import tflite_builtin_ops_active
+from zoo.layers.portability import active_target
 
 # Largest finite float16; anything above would become inf when cast.
 _FLOAT16_MAX = 65504.0
@@ -41,8 +41,15 @@ def quantize_float16(x: tf.Tensor) -> tf.Tensor:
         >>> quantize_float16(tf.constant([1.0001, 1e9])).numpy().tolist()
         [1.0, 65504.0]
     """
-    x = tf.clip_by_value(tf.cast(x, tf.float32), -_FLOAT16_MAX, _FLOAT16_MAX)
-    if tflite_builtin_ops_active():
+    x = tf.cast(x, tf.float32)
+    if active_target() == "onnx":
+        # Clamped in float16, after the cast: tf2onnx's optimizer deletes a float32 -> float16
+        # -> float32 cast pair with nothing between (it takes float16 as lossless), and the
+        # clamp is that something (same result: what rounds past 65504 becomes inf, then 65504).
+        half = tf.cast(x, tf.float16)
+        return tf.cast(tf.clip_by_value(half, -_FLOAT16_MAX, _FLOAT16_MAX), tf.float32)
+    x = tf.clip_by_value(x, -_FLOAT16_MAX, _FLOAT16_MAX)
+    if active_target() == "tflite":
         return tf.cast(tf.cast(x, tf.float16), tf.float32)
     # XLA (TF 2.17) folds a float32->float16->float32 cast pair into nothing, so round the
     # float32 bits instead: keep 10 mantissa bits, ties to even.

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.layers.filterbank import mel_filterbank
+from zoo.layers.portability import active_target
 
 # Generalised cosine windows: w[n] = sum_k (-1)^k a_k cos(2 pi k n / N), periodic (fftbins=True).
 _COSINE_WINDOWS = {
@@ -145,6 +146,14 @@ class MelSpectrogram(keras.layers.Layer):
             pad = self.n_fft // 2
             x = tf.pad(x, [[0, 0], [pad, pad]], mode=self.pad_mode.upper())
         frames = tf.signal.frame(x, self.n_fft, self.hop_length, axis=-1)
+        if active_target() == "onnx":
+            power = self._dft_power(frames)
+        else:
+            power = self._fft_power(frames)
+        # tensordot flattens (batch, frames) into one 2-D matmul: faster than a batched one.
+        return tf.tensordot(power, tf.constant(self._fb_t), axes=1)
+
+    def _fft_power(self, frames: tf.Tensor) -> tf.Tensor:
         spec = tf.signal.rfft(frames * tf.constant(self._window), fft_length=[self.n_fft])
         if self.power == 2.0:
             # re^2 + im^2 skips the sqrt-then-square of abs() ** 2; same value to ~1 ulp.
@@ -154,8 +163,28 @@ class MelSpectrogram(keras.layers.Layer):
             power = tf.math.abs(spec)
         else:
             power = tf.math.pow(tf.math.abs(spec), self.power)
-        # tensordot flattens (batch, frames) into one 2-D matmul: faster than a batched one.
-        return tf.tensordot(power, tf.constant(self._fb_t), axes=1)
+        return power
+
+    def _dft_power(self, frames: tf.Tensor) -> tf.Tensor:
+        # The windowed real DFT as one matmul (real and imaginary parts side by side): ONNX
+        # runtimes all have MatMul, and the result equals the FFT's to float32 rounding.
+        bins = self.n_fft // 2 + 1
+        spec = tf.tensordot(frames, tf.constant(self._dft_basis()), axes=1)
+        real, imag = spec[..., :bins], spec[..., bins:]
+        power = tf.math.square(real) + tf.math.square(imag)
+        if self.power == 2.0:
+            return power
+        return tf.math.pow(power, self.power / 2.0)
+
+    def _dft_basis(self) -> np.ndarray:
+        """``(n_fft, 2 * bins)`` float32: the window times cos, then times -sin, per bin."""
+        n = np.arange(self.n_fft)[:, None]
+        k = np.arange(self.n_fft // 2 + 1)[None, :]
+        # (n * k) mod n_fft first keeps the angle small, so float64 cos/sin stay exact.
+        angle = 2.0 * np.pi * ((n * k) % self.n_fft) / self.n_fft
+        window = self._window.astype(np.float64)[:, None]
+        basis = np.concatenate([window * np.cos(angle), -window * np.sin(angle)], axis=1)
+        return basis.astype(np.float32)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -143,7 +143,9 @@ class DecoderPool:
             raise BadAudio(f"{name}: the decoder stopped on this file ({err})") from err
         finally:
             timer.cancel()
-            if not worker.alive():
+            # A killed process can close its pipes before it can be reaped, so after a
+            # timeout it is waited for rather than polled.
+            if fired.is_set() or not worker.alive():
                 worker.close()
                 worker = self._spawn()
             self._idle.put(worker)

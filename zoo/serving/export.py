@@ -1,4 +1,4 @@
-"""`zoo.export`: write a tagger for serving, as a TF Serving SavedModel or a TFLite patch model.
+"""`zoo.export`: a tagger for serving: a TF Serving SavedModel, or a TFLite or ONNX patch model.
 
 The SavedModel needs nothing but core TensorFlow to run (stock TF Serving, or
 ``tf.saved_model.load`` in a process that has never imported ``zoo``): the front-end, the
@@ -34,9 +34,11 @@ signatures without the tag outputs: ``embedding [batch, patches, dim]``, ``mean_
 [batch, dim]`` (mean over the real patches; not re-normalised), ``patch_times``,
 ``num_patches`` and ``repeat_padded``.
 
-The TFLite export (``format="tflite"``) is the patch model only, front-end included: one
-``patch_samples`` waveform window in, ``probabilities`` (taggers only) and ``embedding`` out.
-Patching a whole file is left to the caller (`zoo.inference.patching` shows how).
+The TFLite and ONNX exports (``format="tflite"`` / ``"onnx"``) are the patch model only,
+front-end included: ``[batch, patch_samples]`` waveform windows in, ``probabilities`` (taggers
+only) and ``embedding`` out. Patching a whole file is left to the caller
+(`zoo.inference.patching` shows how); the ONNX model carries the serving document as its
+``zoo_preset`` metadata too.
 """
 
 from __future__ import annotations
@@ -60,10 +62,13 @@ from zoo.models.registry import get_architecture
 from zoo.presets import PresetConfig
 from zoo.serving import graph as serving_graph
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
 TAGS_ASSET = "tags.txt"
 PRESET_ASSET = "zoo_preset.json"
 TFLITE_FILE = "model.tflite"
+ONNX_FILE = "model.onnx"
+# The formats that hold the patch model only, and their file in the version folder.
+PATCH_MODEL_FILES = {"tflite": TFLITE_FILE, "onnx": ONNX_FILE}
 SIGNATURES = ("serving_default", "tag_wav")
 # Patches per backbone call inside the graph: bounds activation memory (~0.5 GB for musicnn)
 # whatever the request size or file length, and matches zoo.tag's default batch.
@@ -291,15 +296,22 @@ def _preset_document(config: PresetConfig, grid: PatchGrid, max_patches_per_call
             "tensorflow_version": tf.__version__,
         },
     }
-    if format == "tflite":
-        # The flatbuffer holds the patch model only: the caller cuts the patches.
+    if format in PATCH_MODEL_FILES:
+        # The file holds the patch model only: the caller cuts the patches.
         serving = document["serving"]
         for key in ("max_patches_per_call", "wav_encoding", "wav_sample_rates",
                     "wav_resampling"):
             del serving[key]
-        serving.update(format="tflite", file=TFLITE_FILE, signatures=["serving_default"],
+        serving.update(format=format, file=PATCH_MODEL_FILES[format],
+                       signatures=["serving_default"],
                        input="waveform: float32 [batch, patch_samples], one patch per row; "
-                             "patching (pad_mode, edge_padding, hops, tail) is the caller's")
+                             "patching (pad_mode, edge_padding, hops, tail) is the caller's",
+                       outputs=["probabilities", "embedding"] if config.tags else ["embedding"])
+        if format == "onnx":
+            from zoo.serving.onnx_export import ONNX_OPSET
+
+            serving.update(opset=ONNX_OPSET, signatures=[])
+            del serving["signatures"]
     return document
 
 
@@ -400,8 +412,10 @@ def export(
         base_dir: the model base folder (TF Serving's ``--model_base_path`` is
             ``base_dir/<model_name>``).
         version: the version folder, a positive integer (TF Serving serves the highest).
-        format: ``"saved_model"`` (both signatures, see the module docstring) or ``"tflite"``
-            (``model.tflite``: the patch model, front-end included).
+        format: ``"saved_model"`` (both signatures, see the module docstring), ``"tflite"``
+            (``model.tflite``: the patch model, front-end included) or ``"onnx"``
+            (``model.onnx``, opset `zoo.serving.onnx_export.ONNX_OPSET`: the same patch
+            model, for ONNX Runtime; needs ``zoo-audio[onnx]``).
         model_name: the folder under ``base_dir``; default the preset name.
         tail: the in-graph patching's tail policy, as `zoo.tag`'s ``tail``: ``"end"`` (default,
             an extra end-aligned patch when >= 1 s is left uncovered) or ``"drop"``.
@@ -446,10 +460,12 @@ def export(
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ValueError(f"model_name must be a plain folder name, got {name!r}")
     target = Path(os.fspath(base_dir)).expanduser() / name / str(version)
-    # A TFLite file may join a SavedModel of the same version (README: both exports, one
-    # folder): its files (model.tflite, tags.txt, zoo_preset.json) sit beside saved_model.pb.
-    beside = (target.exists() and not overwrite and format == "tflite"
-              and (target / "saved_model.pb").is_file() and not (target / TFLITE_FILE).exists())
+    # A TFLite or ONNX file may join a SavedModel of the same version (README: both exports,
+    # one folder): its files sit beside saved_model.pb (whose own are under assets/). A second
+    # patch file's document, where zoo_preset.json is taken, is written as <file>.json.
+    patch_file = PATCH_MODEL_FILES.get(format)
+    beside = (target.exists() and not overwrite and patch_file is not None
+              and (target / "saved_model.pb").is_file() and not (target / patch_file).exists())
     if target.exists() and not overwrite and not beside:
         raise FileExistsError(f"{target} exists: pick another version (--version N; Python: "
                               "version=N) or replace it (--overwrite; Python: overwrite=True)")
@@ -475,13 +491,23 @@ def export(
                 }
                 tf.saved_model.save(module, str(staging), signatures=signatures)
         else:
-            data = tflite_from_keras(build_patch_model(model))
+            if format == "onnx":
+                from zoo.serving.onnx_export import onnx_from_keras, onnx_metadata
+
+                data = onnx_from_keras(build_patch_model(model),
+                                       metadata=onnx_metadata(document))
+            else:
+                data = tflite_from_keras(build_patch_model(model))
             staging.mkdir()
-            (staging / TFLITE_FILE).write_bytes(data)
+            (staging / patch_file).write_bytes(data)
             _write_assets(staging, document, config.tags)
             if beside:
-                for item in sorted(staging.iterdir(), key=lambda p: p.name == TFLITE_FILE):
-                    os.replace(item, target / item.name)  # the model file last
+                if not (target / TAGS_ASSET).exists():
+                    os.replace(staging / TAGS_ASSET, target / TAGS_ASSET)
+                taken = (target / PRESET_ASSET).exists()
+                os.replace(staging / PRESET_ASSET,
+                           target / (f"{patch_file}.json" if taken else PRESET_ASSET))
+                os.replace(staging / patch_file, target / patch_file)  # the model file last
                 return target
         if target.exists():
             shutil.rmtree(target)
