@@ -339,6 +339,31 @@ def bench_frontend(data: dict) -> str:
     return markdown_table(header, [[run, *cells, ratio]])
 
 
+PRECISION_PATHS = {
+    "tf-float32": "TensorFlow float32 (`zoo tag`, default)",
+    "tf-bfloat16": "TensorFlow bfloat16 (`zoo tag --precision bfloat16`)",
+    "ort-float32": "ONNX Runtime float32 (`zoo export --format onnx`)",
+    "ort-int8": "ONNX Runtime int8 (static QDQ, backbone only; not offered)",
+}
+
+
+def bench_precision(data: dict) -> str:
+    """docs/benchmarks.md, precision: throughput and accuracy cost of each runtime/precision."""
+    tag, search = data["tagging"], data["retrieval"]
+    rows = []
+    for key, label in PRECISION_PATHS.items():
+        row, r = tag["paths"][key], search["paths"][key]
+        e2e = row.get("zoo_tag_realtime_factor")
+        rows.append([label, f"{fmt(row['model_realtime_factor'])}x",
+                     f"{fmt(row['speedup_vs_tf_float32'], 2)}x",
+                     "" if e2e is None else f"{fmt(e2e)}x",
+                     f"{row['max_abs_diff']:.1e}", f"{row['mean_abs_diff']:.1e}",
+                     fmt(row["top5_agreement"], 3), fmt(r["recall@1"], 3)])
+    return markdown_table(
+        ["path", "model, x real time", "vs TF float32", "`zoo.tag` end to end, x real time",
+         "max abs diff", "mean abs diff", "top-5 agreement", "same-track R@1"], rows)
+
+
 def _query(q: dict, digits: int, strong: bool = False) -> str:
     return (f"p50 {bold(fmt(q['p50_ms'], digits), strong)} ms, "
             f"p95 {fmt(q['p95_ms'], digits, comma=True)} ms")
@@ -672,6 +697,7 @@ TABLES: list[Table] = [
     Table("benchmarks.md", "bench_serving_latency", ("bench_serving.json",), serving_latency),
     Table("benchmarks.md", "bench_serving_batch", ("bench_serving.json",), serving_batch),
     Table("benchmarks.md", "bench_frontend", ("bench_frontend.json",), bench_frontend),
+    Table("benchmarks.md", "bench_precision", ("bench_precision.json",), bench_precision),
     Table("benchmarks.md", "bench_search_real", ("bench_search.json",), search_real),
     Table("benchmarks.md", "bench_search_synthetic", ("bench_search.json",), search_synthetic),
     Table("benchmarks.md", "bench_segment_search", ("bench_segment_search.json",), segment_search),

@@ -152,7 +152,7 @@ class CatalogueIndex:
         """
         if self._embedder is None:
             embedder = TrackEmbedder(self.model.preset, hop_seconds=self.model.hop_seconds,
-                                     tail=self.model.tail)
+                                     tail=self.model.tail, precision=self.model.precision)
             if embedder.info.identity() != self.model.identity():
                 raise IndexMismatchError(
                     f"index {self.path} was built with {self.model.describe()}, but "

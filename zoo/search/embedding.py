@@ -44,6 +44,8 @@ class ModelInfo:
         tail: tail policy of the patching (see `zoo.tag`).
         patch_seconds: duration of one patch (a segment); None in format-1 indexes, which did
             not record it.
+        precision: the inference precision of the vectors (``"float32"``, or ``"bfloat16"``:
+            `zoo.inference.precision`); indexes made before it was recorded are float32.
     """
 
     preset: str
@@ -54,6 +56,7 @@ class ModelInfo:
     hop_seconds: float = DEFAULT_HOP_SECONDS
     tail: str = DEFAULT_TAIL
     patch_seconds: float | None = None
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,11 +68,13 @@ class ModelInfo:
     def identity(self) -> tuple:
         """What must be equal for two sets of vectors to be comparable."""
         return (self.name, self.weights_sha256, self.architecture, self.embedding,
-                float(self.hop_seconds), self.tail)
+                float(self.hop_seconds), self.tail, self.precision)
 
     def describe(self) -> str:
         sha = (self.weights_sha256 or "unknown")[:12]
-        return f"{self.preset} (weights sha256 {sha}..., feature {self.embedding!r})"
+        precision = "" if self.precision == "float32" else f", {self.precision}"
+        return (f"{self.preset} (weights sha256 {sha}..., feature {self.embedding!r}"
+                f"{precision})")
 
 
 def preset_spec(preset: str | os.PathLike) -> str:
@@ -82,7 +87,7 @@ def preset_spec(preset: str | os.PathLike) -> str:
 
 
 def model_info(preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SECONDS,
-               tail: str = DEFAULT_TAIL) -> ModelInfo:
+               tail: str = DEFAULT_TAIL, precision: str = "float32") -> ModelInfo:
     """`ModelInfo` of a preset from its config alone (no model is built).
 
     Raises:
@@ -91,8 +96,10 @@ def model_info(preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SE
     """
     from zoo.hub import resolve_config, resolve_weights
     from zoo.hub.cache import file_sha256
+    from zoo.inference.precision import check_precision
     from zoo.models.registry import get_architecture
 
+    check_precision(precision)
     spec = preset_spec(preset)
     try:
         config = resolve_config(spec)
@@ -110,7 +117,8 @@ def model_info(preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SE
     return ModelInfo(preset=spec, name=config.name, weights_sha256=sha,
                      architecture=config.architecture, embedding=embedding,
                      hop_seconds=float(hop_seconds), tail=tail,
-                     patch_seconds=float(config.preprocessing.patch_seconds))
+                     patch_seconds=float(config.preprocessing.patch_seconds),
+                     precision=precision)
 
 
 @dataclass(frozen=True)
@@ -150,8 +158,8 @@ class TrackEmbedder:
     """
 
     def __init__(self, preset: str | os.PathLike, *, hop_seconds: float = DEFAULT_HOP_SECONDS,
-                 tail: str = DEFAULT_TAIL, batch_size: int = 8):
-        self.info = model_info(preset, hop_seconds=hop_seconds, tail=tail)
+                 tail: str = DEFAULT_TAIL, batch_size: int = 8, precision: str = "float32"):
+        self.info = model_info(preset, hop_seconds=hop_seconds, tail=tail, precision=precision)
         self.batch_size = int(batch_size)
         self._model = None
 
@@ -211,7 +219,7 @@ class TrackEmbedder:
 
         hop = self.info.hop_seconds if hop_seconds is None else float(hop_seconds)
         run = run_model(audio_or_path, self.model, hop, self.batch_size, source_sr,
-                        self.info.tail)
+                        self.info.tail, self.info.precision)
         patches = np.concatenate([np.reshape(o, (len(o), -1)) for o in run.outputs], axis=0)
         segments = segments_from_patches(patches, run.times, describe_source(audio_or_path))
         return replace(segments, notes=tuple(doubts(run)))
