@@ -255,13 +255,12 @@ def cmd_tag_pipeline(args: argparse.Namespace) -> int:
     if not args.out:
         print("zoo tag: --runner needs --out DIR (where the Parquet shards go)", file=sys.stderr)
         return 2
-    if args.precision != "float32":
-        print("zoo tag: --precision bfloat16 runs in this process only, not with --runner "
-              "(pipelines run float32)", file=sys.stderr)
-        return 2
     if args.json or args.csv or args.plot:
         print("zoo tag: --json, --csv and --plot are for files tagged in this process; with "
               "--runner the taggrams go to Parquet shards in --out", file=sys.stderr)
+        return 2
+    if _runs_here(args.runner) and (problem := _precision_problem(None, args.precision)):
+        print(f"zoo tag: {problem}", file=sys.stderr)
         return 2
     _quiet_beam_logging()
     from zoo.beam import run_catalogue
@@ -269,12 +268,19 @@ def cmd_tag_pipeline(args: argparse.Namespace) -> int:
     try:
         report = _run_quietly(run_catalogue, "taggrams", args.files[0], args.out, args.model,
                               hop_seconds=args.hop, tail=args.tail, runner=args.runner,
+                              precision=args.precision,
                               beam_args=_beam_args(args), overwrite=args.overwrite,
                               progress=not args.quiet)
     except (ZooError, OSError, ValueError) as err:
         print(f"zoo tag: {err}", file=sys.stderr)
         return 2
     return _print_run("tagged", report, args.quiet)
+
+
+def _runs_here(runner: str | None) -> bool:
+    """The model runs on this machine: in this process, or a local Beam runner. (Remote
+    workers check their own CPU when they load the model.)"""
+    return runner is None or runner.lower().removesuffix("runner") in ("direct", "prism")
 
 
 def _precision_problem(model: Any, precision: str) -> str | None:
@@ -554,7 +560,7 @@ def cmd_index_pipeline(args: argparse.Namespace) -> int:
         report = _run_quietly(run_catalogue, "embeddings", args.audio_dir, shards, model,
                               runner=args.runner, beam_args=_beam_args(args),
                               overwrite=args.overwrite, batch_size=args.batch_size,
-                              progress=not args.quiet)
+                              precision=args.precision, progress=not args.quiet)
         started = time.perf_counter()
         index = build_index_from_dataset(shards, out, level=args.level,
                                          index_type=args.index_type,
@@ -573,16 +579,12 @@ def cmd_index_pipeline(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from zoo.search import SearchError, build_index
 
-    if args.runner:
-        if args.precision not in (None, "float32"):
-            print("zoo index: --precision bfloat16 runs in this process only, not with "
-                  "--runner (pipelines run float32)", file=sys.stderr)
-            return 2
-        return cmd_index_pipeline(args)
-    if args.precision not in (None, "float32") and (
+    if _runs_here(args.runner) and args.precision not in (None, "float32") and (
             problem := _precision_problem(None, args.precision)):
         print(f"zoo index: {problem}", file=sys.stderr)
         return 2
+    if args.runner:
+        return cmd_index_pipeline(args)
 
     failures: list[tuple[str, str]] = []
 

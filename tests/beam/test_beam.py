@@ -23,6 +23,7 @@ from zoo.beam import Dataset, DatasetError, resolve_source, run_catalogue  # noq
 from zoo.beam.index import build_index_from_dataset  # noqa: E402
 from zoo.beam.shards import TAGGRAM_SCHEMA  # noqa: E402
 from zoo.cli import main, split_beam_args  # noqa: E402
+from zoo.inference.precision import cpu_bf16_flags  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 GOOD = ["real_rock_hedgewars.flac", "real_orchestral_wesnoth.flac", "synth_music.flac",
@@ -319,3 +320,22 @@ def test_index_from_shuffled_shards_with_a_superseded_file(tmp_path):
     # The compressed index finds a file from its own segments (exact re-ranking on top).
     hits = index.rank_segments(truth["f042"][:5], top=1)
     assert index.files[hits[0].file].path == "f042"
+
+
+@pytest.mark.skipif(not cpu_bf16_flags(),
+                    reason="this CPU has no AVX512-BF16 or AMX")
+def test_bfloat16_pipeline_records_its_precision_and_never_mixes(tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copy(CLIPS / GOOD[0], music / GOOD[0])
+    out = tmp_path / "tags"
+    run_catalogue("taggrams", str(music), str(out), "musicnn_msd", precision="bfloat16")
+    assert Dataset(str(out)).manifest["model"]["precision"] == "bfloat16"
+    row = Dataset(str(out)).read("files").to_pylist()[0]
+    taggram = np.asarray(row["taggram"], np.float32)
+    reduced = zoo.tag(music / GOOD[0], model="musicnn_msd", precision="bfloat16").probabilities
+    exact = zoo.tag(music / GOOD[0], model="musicnn_msd").probabilities
+    assert np.abs(taggram - reduced).max() <= 2e-3  # the same rewrite (batches may differ)
+    assert np.abs(taggram - exact).max() > 0  # not the float32 graph
+    with pytest.raises(DatasetError, match="bfloat16"):
+        run_catalogue("taggrams", str(music), str(out), "musicnn_msd", precision="float32")

@@ -44,10 +44,13 @@ def test_a_cpu_without_bfloat16_units_is_told_so(tagger, monkeypatch, capsys):
     assert "AVX512-BF16" in capsys.readouterr().err
 
 
-def test_pipelines_refuse_bfloat16(tmp_path, capsys):
-    assert main(["tag", str(CLIPS), "--runner", "direct", "--out", str(tmp_path / "t"),
+def test_a_local_pipeline_checks_the_cpu_first(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("apache_beam")
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda: ())
+    assert main(["tag", str(CLIPS), "--runner", "DirectRunner", "--out", str(tmp_path / "t"),
                  "--precision", "bfloat16"]) == 2
-    assert "not with --runner" in capsys.readouterr().err
+    assert "AVX512-BF16" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
 
 
 @needs_bf16

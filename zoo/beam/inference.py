@@ -21,12 +21,12 @@ from zoo.beam.decode import Patch
 class LoadedModel:
     """What `ZooModelHandler.load_model` returns: the compiled function and the preset."""
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, precision: str = "float32"):
         from zoo.inference.tagging import compiled_inference
 
         self.model = model
         self.config = model.zoo_preset
-        self.fn = compiled_inference(model)
+        self.fn = compiled_inference(model, precision)
 
 
 class ZooModelHandler(ModelHandler[Patch, PredictionResult, LoadedModel]):
@@ -38,6 +38,7 @@ class ZooModelHandler(ModelHandler[Patch, PredictionResult, LoadedModel]):
             ``zoo.load(preset, include_top=False)`` returns).
         weights_sha256: the weights the driver resolved; a worker that resolves others
             (another preset version on its disk) raises instead of mixing models.
+        precision: ``"float32"`` or ``"bfloat16"`` (`zoo.inference.precision`).
         batch_size: patches per model call. Fixed, not left to Beam's adaptive batching:
             every new batch shape costs the CPU kernels' caches memory (measured: batches of
             8 to 32 patches took a worker from 1.1 to 2.0 GB on one 32-minute file).
@@ -48,9 +49,10 @@ class ZooModelHandler(ModelHandler[Patch, PredictionResult, LoadedModel]):
     """
 
     def __init__(self, preset: str, *, include_top: bool, weights_sha256: str | None = None,
-                 batch_size: int = 8):
+                 batch_size: int = 8, precision: str = "float32"):
         super().__init__()
         self.preset = preset
+        self.precision = precision
         self.include_top = bool(include_top)
         self.weights_sha256 = weights_sha256
         self._batching_kwargs = {"min_batch_size": int(batch_size),
@@ -71,7 +73,7 @@ class ZooModelHandler(ModelHandler[Patch, PredictionResult, LoadedModel]):
                                    f"{found}, the pipeline was started with "
                                    f"{self.weights_sha256}: install the same zoo version on "
                                    "every worker")
-        return LoadedModel(load(self.preset, include_top=self.include_top))
+        return LoadedModel(load(self.preset, include_top=self.include_top), self.precision)
 
     def run_inference(self, batch: Sequence[Patch], model: LoadedModel,
                       inference_args: dict[str, Any] | None = None

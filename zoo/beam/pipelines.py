@@ -97,7 +97,8 @@ def _done_keys(dataset: Dataset) -> beam.PTransform:
 
 
 def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float | None,
-             tail: str, overwrite: bool) -> tuple[Any, Any, Dataset]:
+             tail: str, overwrite: bool, precision: str | None = None
+             ) -> tuple[Any, Any, Dataset]:
     """Resolve the model on the driver and open (or start) the output dataset."""
     from zoo.hub import resolve_config
     from zoo.search.embedding import DEFAULT_HOP_SECONDS, model_info, preset_spec
@@ -108,7 +109,11 @@ def _prepare(kind: str, source: str, out: str, preset: str, hop_seconds: float |
             hop_seconds = named.application.hop_for(named.preprocessing)
         else:
             hop_seconds = DEFAULT_HOP_SECONDS
-    info = model_info(preset, hop_seconds=hop_seconds, tail=tail)
+    if precision is None:  # the dataset's own, else float32
+        existing = Dataset(out)
+        precision = (existing.manifest["model"].get("precision", "float32")
+                     if not overwrite and existing.exists() else "float32")
+    info = model_info(preset, hop_seconds=hop_seconds, tail=tail, precision=precision)
     config = resolve_config(info.preset)
     if kind == "taggrams" and not config.tags:
         from zoo.errors import PresetError
@@ -165,6 +170,7 @@ def run_catalogue(
     beam_args: Sequence[str] = (),
     overwrite: bool = False,
     batch_size: int = 8,
+    precision: str | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Tag (``kind="taggrams"``) or embed (``"embeddings"``) every audio file of ``source``
@@ -182,6 +188,9 @@ def run_catalogue(
             "--direct_running_mode=multi_processing"]``.
         overwrite: delete ``out`` first (needed to change the model).
         batch_size: patches per model call.
+        precision: ``"float32"`` or ``"bfloat16"`` (`zoo.inference.precision`; every worker
+            needs a CPU with AVX512-BF16 or AMX). Default: the dataset's, else float32; a
+            dataset never mixes two.
         progress: each worker prints a progress line every 30 s (files done, rate).
 
     Returns:
@@ -200,14 +209,15 @@ def run_catalogue(
         (1000, [])
     """
     started = time.perf_counter()
-    info, config, dataset = _prepare(kind, source, out, model, hop_seconds, tail, overwrite)
+    info, config, dataset = _prepare(kind, source, out, model, hop_seconds, tail, overwrite,
+                                     precision)
     run_id = new_run_id()
     run_dir = dataset.run_dir(run_id)
     tables = schemas(kind, list(config.tags) if kind == "taggrams" else None)
     run_model = RunModel(info.preset, info.name, info.weights_sha256, info.hop_seconds, tail)
     handler = ZooModelHandler(info.preset, include_top=kind == "taggrams",
                               weights_sha256=info.weights_sha256,
-                              batch_size=batch_size)
+                              batch_size=batch_size, precision=info.precision)
     src = resolve_source(source)
     pipeline = beam.Pipeline(options=pipeline_options(runner, beam_args))
     matched = pipeline | "MatchAudio" >> MatchAudio(src)
