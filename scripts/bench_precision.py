@@ -54,8 +54,15 @@ PATHS = ("tf-float32", "tf-bfloat16", "ort-float32", "ort-int8")
 
 
 def windows_of(audio: np.ndarray, config) -> np.ndarray:
-    grid = preset_grid(config)
-    return np.stack([w for _, w, _ in patch_windows(audio, config, grid, SR)])
+    return patches_of(audio, config)[1]
+
+
+def patches_of(audio: np.ndarray, config) -> tuple[np.ndarray, np.ndarray]:
+    """``(start seconds, windows)`` of a recording, as `zoo.tag` cuts them."""
+    patches = list(patch_windows(audio, config, preset_grid(config), SR))
+    starts = np.array([start for start, _, _ in patches], np.float64)
+    return (starts * config.preprocessing.hop_length / SR,
+            np.stack([window for _, window, _ in patches]))
 
 
 def batched(fn: Callable[[np.ndarray], np.ndarray], windows: np.ndarray) -> np.ndarray:
@@ -185,11 +192,8 @@ def retrieval(tracks: list, calibration: np.ndarray, args: argparse.Namespace, w
     for name, fn in run.items():
         cat = []
         for i, entry in enumerate(entries):
-            grid = preset_grid(config)
-            starts = np.array([s for s, _, _ in patch_windows(entry, config, grid, SR)])
-            cat.append(segments_from_patches(batched(fn, windows_of(entry, config)),
-                                             starts * config.preprocessing.hop_length / SR,
-                                             f"entry {i}"))
+            starts, windows = patches_of(entry, config)
+            cat.append(segments_from_patches(batched(fn, windows), starts, f"entry {i}"))
         table = segments.SegmentTable.from_counts([len(c) for c in cat],
                                                   np.concatenate([c.starts for c in cat]))
         vectors = np.concatenate([c.vectors for c in cat])

@@ -215,6 +215,20 @@ def create_app(config: ServiceConfig) -> FastAPI:
                            segments=None if index.table is None else index.table.n_segments)
         return JSONResponse(doc, status_code=200 if doc["status"] == "ok" else 503)
 
+    async def answer(request: Request, filename: str | None, kind: str, *args: Any
+                     ) -> JSONResponse:
+        """Admit, decode at the rate ``kind`` needs ("similar" or "tag"), run the backend's
+        method of that name on the model thread, and answer with the timing headers."""
+        with state.admission:
+            backend = await state.backend()
+            rate = backend.query_sample_rate if kind == "similar" else backend.tag_sample_rate
+            started = time.perf_counter()
+            query = await state.decode(request, rate, filename)
+            decode = time.perf_counter() - started
+            doc, queue, model = await state.runner.run_timed(getattr(backend, kind), query,
+                                                             *args)
+        return JSONResponse(doc, headers=_timing(decode, queue, model))
+
     @app.post("/similar", openapi_extra=_AUDIO_BODY, responses=_ERRORS,
               summary="The catalogue files most like a recording, best first")
     async def similar(request: Request,
@@ -225,13 +239,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                                                    "(messages, and its format)")
                       ) -> JSONResponse:
         _check_top(top, state.limits.max_top)
-        with state.admission:
-            backend = await state.backend()
-            started = time.perf_counter()
-            query = await state.decode(request, backend.query_sample_rate, filename)
-            decode = time.perf_counter() - started
-            doc, queue, model = await state.runner.run_timed(backend.similar, query, top, explain)
-        return JSONResponse(doc, headers=_timing(decode, queue, model))
+        return await answer(request, filename, "similar", top, explain)
 
     @app.post("/tag", openapi_extra=_AUDIO_BODY, responses=_ERRORS,
               summary="A recording's top tags and its taggram (tags x 3 s patches)")
@@ -242,13 +250,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise RequestError("this server has no tagger (it was started with "
                                "--tag-model none)", 404)
         _check_top(top, state.limits.max_top)
-        with state.admission:
-            backend = await state.backend()
-            started = time.perf_counter()
-            query = await state.decode(request, backend.tag_sample_rate, filename)
-            decode = time.perf_counter() - started
-            doc, queue, model = await state.runner.run_timed(backend.tag, query, top)
-        return JSONResponse(doc, headers=_timing(decode, queue, model))
+        return await answer(request, filename, "tag", top)
 
     @app.get("/catalogue/{file_id}/audio", summary="A catalogue file (by its id in results)",
              responses={200: {"content": {"audio/*": {}}}, 403: {

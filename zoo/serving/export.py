@@ -303,15 +303,15 @@ def _preset_document(config: PresetConfig, grid: PatchGrid, max_patches_per_call
                     "wav_resampling"):
             del serving[key]
         serving.update(format=format, file=PATCH_MODEL_FILES[format],
-                       signatures=["serving_default"],
                        input="waveform: float32 [batch, patch_samples], one patch per row; "
                              "patching (pad_mode, edge_padding, hops, tail) is the caller's",
                        outputs=["probabilities", "embedding"] if config.tags else ["embedding"])
         if format == "onnx":
             from zoo.serving.onnx_export import ONNX_OPSET
 
-            serving.update(opset=ONNX_OPSET, signatures=[])
-            del serving["signatures"]
+            serving.update(opset=ONNX_OPSET)
+        else:  # an ONNX model has no signatures; a TFLite flatbuffer has this one
+            serving.update(signatures=["serving_default"])
     return document
 
 
