@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -19,6 +20,20 @@ import threading
 from collections.abc import Iterator, Sequence
 
 _OURS = "ZOO_QUIET_TF_IMPORT"
+
+
+def configured_keras_backend() -> str:
+    """The backend Keras will use (``KERAS_BACKEND``, else ``keras.json``'s), without importing
+    Keras."""
+    name = os.environ.get("KERAS_BACKEND")
+    if name:
+        return name
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as config:
+            return str(json.load(config).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 def import_tensorflow_quietly() -> None:
@@ -30,6 +45,9 @@ def import_tensorflow_quietly() -> None:
     """
     if "tensorflow" in sys.modules:
         return
+    if configured_keras_backend() == "torch":
+        # PyTorch's compiler stack (triton) crashes when it loads after TensorFlow: load first.
+        import torch._dynamo  # noqa: F401
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ and os.environ.get(_OURS) != "1":
         return  # the user's own setting
     # Set here, and inherited by worker processes (Beam), which mute their import too.

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 PRECISIONS = ("float32", "bfloat16")
 # CPU flags (Linux /proc/cpuinfo names) of the units oneDNN runs bfloat16 on at full speed.
@@ -65,10 +65,15 @@ def bfloat16_function(model: Any, samples: int) -> Callable[[np.ndarray], Any]:
         RuntimeError: this CPU has no bfloat16 units (oneDNN would emulate them, slower than
             float32), or TensorFlow was built without oneDNN.
     """
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(f"bfloat16 inference is TensorFlow's oneDNN rewrite; this session "
+                           f"runs Keras on {keras.backend.backend()}: use float32, or run with "
+                           f"KERAS_BACKEND=tensorflow")
     if not cpu_bf16_flags():
         raise RuntimeError("bfloat16 needs a CPU with AVX512-BF16 or AMX (this one has "
                            "neither, so it would be slower than float32): use float32")
     # Internal modules, the ones TensorFlow's own converters use to freeze and optimise graphs.
+    import tensorflow as tf
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,

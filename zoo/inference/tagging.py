@@ -17,11 +17,11 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from zoo import audio
 from zoo.errors import AudioError, AudioWarning, PresetError
 from zoo.inference.batching import run_batches
+from zoo.inference.compiled import inference_function
 from zoo.inference.patching import PatchGrid, iter_patches
 from zoo.inference.precision import bfloat16_function, check_precision
 from zoo.models.loading import resolve
@@ -219,8 +219,7 @@ def compiled_inference(model: keras.Model, precision: str = "float32"
         if precision == "bfloat16":
             fn = bfloat16_function(twin, n)
         else:
-            fn = tf.function(lambda x: twin(x, training=False), reduce_retracing=True,
-                             input_signature=[tf.TensorSpec([None, n], tf.float32)])
+            fn = inference_function(twin, n)
         compiled[precision] = fn
     return fn
 

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
-def _band_mask(batch, length, max_width, n_masks, seed_generator) -> tf.Tensor:
+def _band_mask(batch, length, max_width, n_masks, seed_generator):
     """``(batch, length)`` bool, True inside ``n_masks`` random bands per example.
 
     Each band's width is uniform in ``[0, min(max_width, length)]`` and its start uniform over
     the positions where it fits, drawn independently for every example.
     """
-    max_width = tf.minimum(tf.constant(max_width, tf.int32), length)
     shape = (batch, n_masks)
-    width = keras.random.randint(shape, 0, max_width + 1, dtype="int32", seed=seed_generator)
-    room = tf.cast(length - width + 1, tf.float32)
+    # Width uniform in [0, min(max_width, length)]: a uniform draw scaled and floored (the axis
+    # length may be known only when a graph runs, so no integer bound can depend on it).
+    widest = ops.minimum(max_width, length)
+    u = keras.random.uniform(shape, seed=seed_generator)
+    width = ops.minimum(ops.cast(ops.floor(u * ops.cast(widest + 1, "float32")), "int32"),
+                        widest)
+    room = ops.cast(length - width + 1, "float32")
     # Uniform start in [0, length - width]: scale a uniform draw by each band's own room.
     u = keras.random.uniform(shape, seed=seed_generator)
-    start = tf.minimum(tf.cast(tf.floor(u * room), tf.int32), length - width)
-    pos = tf.range(length)[None, None, :]
-    inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])
-    return tf.reduce_any(inside, axis=1)
+    start = ops.minimum(ops.cast(ops.floor(u * room), "int32"), length - width)
+    pos = ops.arange(length)[None, None, :]
+    inside = ops.logical_and(pos >= start[..., None], pos < (start + width)[..., None])
+    return ops.any(inside, axis=1)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -73,22 +77,22 @@ class SpecAugment(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training:
             return inputs
-        shape = tf.shape(inputs)
+        shape = ops.shape(inputs)
         batch, frames, freqs = shape[0], shape[1], shape[2]
-        masked = tf.zeros((batch, frames, freqs), tf.bool)
+        masked = ops.zeros((batch, frames, freqs), "bool")
         if self.n_time_masks and self.time_mask_param:
             t = _band_mask(
                 batch, frames, self.time_mask_param, self.n_time_masks, self.seed_generator
             )
-            masked |= t[:, :, None]
+            masked = ops.logical_or(masked, t[:, :, None])
         if self.n_freq_masks and self.freq_mask_param:
             f = _band_mask(
                 batch, freqs, self.freq_mask_param, self.n_freq_masks, self.seed_generator
             )
-            masked |= f[:, None, :]
+            masked = ops.logical_or(masked, f[:, None, :])
         for _ in range(len(inputs.shape) - 3):
             masked = masked[..., None]
-        return tf.where(masked, tf.cast(self.mask_value, inputs.dtype), inputs)
+        return ops.where(masked, ops.cast(self.mask_value, inputs.dtype), inputs)
 
     def compute_output_shape(self, input_shape):
         return input_shape

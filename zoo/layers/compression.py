@@ -8,61 +8,34 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from zoo.layers.portability import active_target
-
-# Largest finite float16; anything above would become inf when cast.
-_FLOAT16_MAX = 65504.0
-_SIGN_BIT = -0x80000000  # int32 with only the sign bit set
-_F16_MIN_NORMAL_BITS = 0x38800000  # float32 bits of 2**-14
-_F16_SUBNORMAL_SCALE = 2.0**24
+from zoo.layers import backend_ops
 _LN10 = math.log(10.0)
 
 
-def _log10(x: tf.Tensor, times: float = 1.0) -> tf.Tensor:
+def _log10(x, times: float = 1.0):
     # One multiply by a folded constant, so graph rewrites have nothing left to reassociate.
-    return tf.math.log(x) * (times / _LN10)
+    return ops.log(x) * (times / _LN10)
 
 
-def quantize_float16(x: tf.Tensor) -> tf.Tensor:
+def quantize_float16(x):
     """Round float32 values to the nearest float16 (ties to even, subnormals kept), as float32.
 
     Values beyond the float16 range are clamped to +-65504 first, so nothing becomes inf.
 
     Args:
-        x: float32 tensor.
+        x: float32 tensor (any Keras backend).
 
     Returns:
         float32 tensor holding float16-representable values; equals numpy's
         ``np.clip(x, -65504, 65504).astype(np.float16).astype(np.float32)``.
 
     Example:
-        >>> quantize_float16(tf.constant([1.0001, 1e9])).numpy().tolist()
+        >>> keras.ops.convert_to_numpy(quantize_float16(np.array([1.0001, 1e9]))).tolist()
         [1.0, 65504.0]
     """
-    x = tf.cast(x, tf.float32)
-    if active_target() == "onnx":
-        # Clamped in float16, after the cast: tf2onnx's optimizer deletes a float32 -> float16
-        # -> float32 cast pair with nothing between (it takes float16 as lossless), and the
-        # clamp is that something (same result: what rounds past 65504 becomes inf, then 65504).
-        half = tf.cast(x, tf.float16)
-        return tf.cast(tf.clip_by_value(half, -_FLOAT16_MAX, _FLOAT16_MAX), tf.float32)
-    x = tf.clip_by_value(x, -_FLOAT16_MAX, _FLOAT16_MAX)
-    if active_target() == "tflite":
-        return tf.cast(tf.cast(x, tf.float16), tf.float32)
-    # XLA (TF 2.17) folds a float32->float16->float32 cast pair into nothing, so round the
-    # float32 bits instead: keep 10 mantissa bits, ties to even.
-    bits = tf.bitcast(x, tf.int32)
-    sign = tf.bitwise.bitwise_and(bits, _SIGN_BIT)
-    magnitude = tf.bitwise.bitwise_and(bits, ~_SIGN_BIT)
-    lsb = tf.bitwise.bitwise_and(tf.bitwise.right_shift(magnitude, 13), 1)
-    rounded = tf.bitwise.bitwise_and(magnitude + 0x0FFF + lsb, ~0x1FFF)
-    normal = tf.bitcast(tf.bitwise.bitwise_or(rounded, sign), tf.float32)
-    # Below float16's smallest normal (2**-14) its spacing is a fixed 2**-24; scaling by powers
-    # of two is exact and tf.round rounds half to even.
-    subnormal = tf.round(x * _F16_SUBNORMAL_SCALE) / _F16_SUBNORMAL_SCALE
-    return tf.where(magnitude < _F16_MIN_NORMAL_BITS, subnormal, normal)
+    return backend_ops.round_to_float16(x)
 
 
 class _Float32Layer(keras.layers.Layer):
@@ -96,7 +69,7 @@ class LogEps(_Float32Layer):
         self.eps = float(eps)
 
     def call(self, inputs):
-        return tf.math.log(tf.cast(inputs, tf.float32) + self.eps)
+        return ops.log(ops.cast(inputs, "float32") + self.eps)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "eps": self.eps}
@@ -128,13 +101,13 @@ class Log10Scaled(_Float32Layer):
         self.quantize_float16 = bool(quantize_float16)
 
     def call(self, inputs):
-        x = tf.cast(inputs, tf.float32)
+        x = ops.cast(inputs, "float32")
         if self.quantize_float16:
             x = quantize_float16(x)
         # Rounded like numpy's float32 log10(scale * x + 1). The floor at 1 keeps slightly
         # negative inputs from giving NaN, and stops grappler turning log(t + 1) into log1p,
         # which would make graph and eager results differ.
-        return _log10(tf.maximum(x * self.scale + 1.0, 1.0))
+        return _log10(ops.maximum(x * self.scale + 1.0, 1.0))
 
     def get_config(self) -> dict:
         return {
@@ -180,16 +153,16 @@ class PowerToDb(_Float32Layer):
         self.top_db = float(top_db) if top_db is not None else None
 
     def call(self, inputs):
-        x = tf.cast(inputs, tf.float32)
-        db = _log10(tf.maximum(x, self.amin), times=10.0)
-        axes = list(range(1, len(x.shape)))
+        x = ops.cast(inputs, "float32")
+        db = _log10(ops.maximum(x, self.amin), times=10.0)
+        axes = tuple(range(1, len(x.shape)))
         if self.ref == "max":
-            peak = tf.reduce_max(x, axis=axes, keepdims=True)
-            db -= _log10(tf.maximum(peak, self.amin), times=10.0)
+            peak = ops.max(x, axis=axes, keepdims=True)
+            db -= _log10(ops.maximum(peak, self.amin), times=10.0)
         else:
             db -= 10.0 * math.log10(max(self.ref, self.amin))
         if self.top_db is not None:
-            db = tf.maximum(db, tf.reduce_max(db, axis=axes, keepdims=True) - self.top_db)
+            db = ops.maximum(db, ops.max(db, axis=axes, keepdims=True) - self.top_db)
         return db
 
     def get_config(self) -> dict:
@@ -247,10 +220,10 @@ class LogLearn(_Float32Layer):
         return max(b, 0.0) + math.log1p(math.exp(-abs(b)))
 
     def call(self, inputs):
-        x = tf.cast(inputs, tf.float32)
-        alpha = tf.exp(tf.cast(self.a, tf.float32))
-        beta = tf.nn.softplus(tf.cast(self.b, tf.float32))
-        return tf.math.log(alpha * x + beta)
+        x = ops.cast(inputs, "float32")
+        alpha = ops.exp(ops.cast(self.a, "float32"))
+        beta = ops.softplus(ops.cast(self.b, "float32"))
+        return ops.log(alpha * x + beta)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha_init": self.alpha_init, "beta_init": self.beta_init}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from zoo.layers import backend_ops
 from zoo.layers.filterbank import mel_filterbank
 from zoo.layers.portability import active_target
 
@@ -141,40 +142,28 @@ class MelSpectrogram(keras.layers.Layer):
         return (*input_shape[:-1], frames, self.n_mels)
 
     def call(self, inputs):
-        x = tf.cast(inputs, tf.float32)
+        x = ops.cast(inputs, "float32")
         if self.center:
             pad = self.n_fft // 2
-            x = tf.pad(x, [[0, 0], [pad, pad]], mode=self.pad_mode.upper())
-        frames = tf.signal.frame(x, self.n_fft, self.hop_length, axis=-1)
+            x = ops.pad(x, [[0, 0], [pad, pad]], mode=self.pad_mode)
+        frames = backend_ops.frame(x, self.n_fft, self.hop_length)
         if active_target() == "onnx":
             power = self._dft_power(frames)
         else:
-            power = self._fft_power(frames)
+            power = backend_ops.rfft_power(frames, self._window, self.n_fft, self.power)
         # tensordot flattens (batch, frames) into one 2-D matmul: faster than a batched one.
-        return tf.tensordot(power, tf.constant(self._fb_t), axes=1)
+        return ops.tensordot(power, self._fb_t, axes=1)
 
-    def _fft_power(self, frames: tf.Tensor) -> tf.Tensor:
-        spec = tf.signal.rfft(frames * tf.constant(self._window), fft_length=[self.n_fft])
-        if self.power == 2.0:
-            # re^2 + im^2 skips the sqrt-then-square of abs() ** 2; same value to ~1 ulp.
-            # (A complex->float bitcast would save a pass but XLA cannot compile it.)
-            power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))
-        elif self.power == 1.0:
-            power = tf.math.abs(spec)
-        else:
-            power = tf.math.pow(tf.math.abs(spec), self.power)
-        return power
-
-    def _dft_power(self, frames: tf.Tensor) -> tf.Tensor:
+    def _dft_power(self, frames):
         # The windowed real DFT as one matmul (real and imaginary parts side by side): ONNX
         # runtimes all have MatMul, and the result equals the FFT's to float32 rounding.
         bins = self.n_fft // 2 + 1
-        spec = tf.tensordot(frames, tf.constant(self._dft_basis()), axes=1)
+        spec = ops.tensordot(frames, self._dft_basis(), axes=1)
         real, imag = spec[..., :bins], spec[..., bins:]
-        power = tf.math.square(real) + tf.math.square(imag)
+        power = ops.square(real) + ops.square(imag)
         if self.power == 2.0:
             return power
-        return tf.math.pow(power, self.power / 2.0)
+        return ops.power(power, self.power / 2.0)
 
     def _dft_basis(self) -> np.ndarray:
         """``(n_fft, 2 * bins)`` float32: the window times cos, then times -sin, per bin."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
+from keras import ops
+
+from zoo.layers import backend_ops
 
 
 def smoothing_coefficient(time_constant: float, sr: float, hop_length: int) -> float:
@@ -30,7 +32,7 @@ def smoothing_coefficient(time_constant: float, sr: float, hop_length: int) -> f
     return (math.sqrt(1.0 + 4.0 * frames**2) - 1.0) / (2.0 * frames**2)
 
 
-def smooth(energy: tf.Tensor, s: tf.Tensor, initial: tf.Tensor) -> tf.Tensor:
+def smooth(energy, s, initial):
     """First-order IIR smoother over axis 1: ``M_t = (1 - s) M_{t-1} + s E_t``, ``M_{-1}=initial``.
 
     Runs as a log-depth prefix scan (``ceil(log2 T)`` vectorised steps, each adding the partial
@@ -45,20 +47,16 @@ def smooth(energy: tf.Tensor, s: tf.Tensor, initial: tf.Tensor) -> tf.Tensor:
     Returns:
         the smoothed energies, same shape as ``energy``.
     """
-    log_decay = tf.math.log1p(-s)
-    frames = tf.shape(energy)[1]
+    log_decay = ops.log1p(-s)
     y = s * energy
     first = y[:, :1] + (1.0 - s) * initial
-    y = tf.concat([first, y[:, 1:]], axis=1)
-
-    def body(shift, y):
-        decay = tf.exp(tf.cast(shift, tf.float32) * log_decay)
-        back = tf.pad(y[:, : frames - shift], [[0, 0], [shift, 0], [0, 0]])
-        new = y + decay * back
-        new.set_shape(y.shape)
-        return shift * 2, new
-
-    _, y = tf.while_loop(lambda shift, _: shift < frames, body, (tf.constant(1), y))
+    y = ops.concatenate([first, y[:, 1:]], axis=1)
+    frames = energy.shape[1]
+    if frames is None:  # a TensorFlow graph with a free time axis
+        return backend_ops.smooth_dynamic(y, log_decay)
+    for shift in backend_ops.scan_steps(frames):
+        back = ops.pad(y[:, : frames - shift], [[0, 0], [shift, 0], [0, 0]])
+        y = y + ops.exp(float(shift) * log_decay) * back
     return y
 
 
@@ -146,20 +144,20 @@ class PCEN(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        energy = tf.cast(inputs, tf.float32)
+        energy = ops.cast(inputs, "float32")
         if self.trainable_s:
-            s = tf.sigmoid(tf.cast(self.s_logit, tf.float32))
+            s = ops.sigmoid(ops.cast(self.s_logit, "float32"))
         else:
-            s = tf.constant(self.s_init, tf.float32)
-        initial = energy[:, :1] if self.initial_state == "first_frame" else tf.ones([], tf.float32)
+            s = ops.convert_to_tensor(self.s_init, "float32")
+        initial = energy[:, :1] if self.initial_state == "first_frame" else 1.0
         m = smooth(energy, s, initial)
-        alpha = tf.exp(tf.cast(self.log_alpha, tf.float32))
-        delta = tf.exp(tf.cast(self.log_delta, tf.float32))
-        r = tf.exp(tf.cast(self.log_r, tf.float32))
+        alpha = ops.exp(ops.cast(self.log_alpha, "float32"))
+        delta = ops.exp(ops.cast(self.log_delta, "float32"))
+        r = ops.exp(ops.cast(self.log_r, "float32"))
         # As librosa: E * (eps + M)^-alpha via logs, and delta^r * expm1(r * log1p(x / delta))
         # instead of (x + delta)^r - delta^r, which cancels badly for small x.
-        gained = energy * tf.exp(-alpha * tf.math.log(self.eps + m))
-        return tf.math.pow(delta, r) * tf.math.expm1(r * tf.math.log1p(gained / delta))
+        gained = energy * ops.exp(-alpha * ops.log(self.eps + m))
+        return ops.power(delta, r) * ops.expm1(r * ops.log1p(gained / delta))
 
     def compute_output_shape(self, input_shape):
         return input_shape

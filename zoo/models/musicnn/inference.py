@@ -26,24 +26,22 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from zoo.models.musicnn.musicnn import FRONTEND_TAPS, musicnn_front_end
 
 DEFAULT_PHASES = 8  # fastest block length here for 32-128 tap kernels (scripts/bench_serving.py)
 
 
-def _bn_sign(batch_norm: layers.BatchNormalization) -> tf.Tensor:
+def _bn_sign(batch_norm: layers.BatchNormalization) -> Any:
     """+1 where the BN scale gamma / sqrt(var + eps) is >= 0, -1 where it is negative."""
-    return tf.where(batch_norm.gamma >= 0, 1.0, -1.0)
+    return ops.where(batch_norm.gamma >= 0, 1.0, -1.0)
 
 
-def _relu_bn(pooled: tf.Tensor, sign: tf.Tensor, batch_norm: layers.BatchNormalization
-             ) -> tf.Tensor:
+def _relu_bn(pooled: Any, sign: Any, batch_norm: layers.BatchNormalization) -> Any:
     """Undo the sign fold, then the branch's ReLU and batch norm (inference statistics)."""
-    return keras.ops.batch_normalization(
-        tf.nn.relu(pooled * sign), batch_norm.moving_mean, batch_norm.moving_variance, axis=-1,
+    return ops.batch_normalization(
+        ops.relu(pooled * sign), batch_norm.moving_mean, batch_norm.moving_variance, axis=-1,
         offset=batch_norm.beta, scale=batch_norm.gamma, epsilon=batch_norm.epsilon)
 
 
@@ -64,7 +62,7 @@ class _PooledBranch(layers.Layer):
         if not self.batch_norm.built:
             self.batch_norm.build((None, None, None, self.conv.filters))
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def call(self, x: Any) -> Any:
         raise NotImplementedError
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -111,13 +109,14 @@ class TimbralBranch(_PooledBranch):
         frames = None if input_shape[1] is None else input_shape[1] + sum(self.time_padding)
         self._build_sublayers((input_shape[0], frames, *input_shape[2:]))
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def call(self, x: Any) -> Any:
         sign = _bn_sign(self.batch_norm)
         # Frequency first: the max over it is then a reduction over an outer axis (~2x faster).
-        x = tf.pad(tf.transpose(x, [0, 2, 1, 3]), [[0, 0], [0, 0], list(self.time_padding), [0, 0]])
-        kernel = tf.transpose(self.conv.kernel * sign, [1, 0, 2, 3])
-        y = tf.nn.conv2d(x, kernel, 1, "VALID") + self.conv.bias * sign
-        return _relu_bn(tf.reduce_max(y, axis=1), sign, self.batch_norm)
+        x = ops.pad(ops.transpose(x, [0, 2, 1, 3]),
+                    [[0, 0], [0, 0], list(self.time_padding), [0, 0]])
+        kernel = ops.transpose(self.conv.kernel * sign, [1, 0, 2, 3])
+        y = ops.conv(x, kernel, 1, "valid") + self.conv.bias * sign
+        return _relu_bn(ops.max(y, axis=1), sign, self.batch_norm)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "time_padding": list(self.time_padding)}
@@ -171,21 +170,23 @@ class TemporalBranch(_PooledBranch):
     def build(self, input_shape: tuple) -> None:
         self._build_sublayers((input_shape[0], input_shape[2], input_shape[1], 1))
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def call(self, x: Any) -> Any:
         sign = _bn_sign(self.batch_norm)
         phases, taps, filters = self.phases, self._index.shape[0], self.conv.filters
-        kernel = tf.reshape(self.conv.kernel, [self.length, filters]) * sign
-        kernel = tf.concat([kernel, tf.zeros([1, filters], kernel.dtype)], 0)  # index `length`
-        kernel = tf.reshape(tf.gather(kernel, self._index), [taps, phases, phases * filters])
+        kernel = ops.reshape(self.conv.kernel, [self.length, filters]) * sign
+        kernel = ops.concatenate([kernel, ops.zeros([1, filters], kernel.dtype)], 0)  # `length`
+        kernel = ops.reshape(ops.take(kernel, self._index, axis=0),
+                             [taps, phases, phases * filters])
 
-        batch, frames, n_mels = tf.shape(x)[0], tf.shape(x)[1], x.shape[2]
-        rows = tf.reshape(tf.transpose(x[..., 0], [0, 2, 1]), [batch * n_mels, frames])
+        shape = ops.shape(x)
+        batch, frames, n_mels = shape[0], shape[1], x.shape[2]
+        rows = ops.reshape(ops.transpose(x[..., 0], [0, 2, 1]), [batch * n_mels, frames])
         blocks = (frames + phases - 1) // phases
         before = (self.length - 1) // 2  # where TF's "same" puts the odd frame: after
-        rows = tf.pad(rows, [[0, 0], [before, (blocks + taps - 1) * phases - frames - before]])
-        rows = tf.reshape(rows, [batch * n_mels, blocks + taps - 1, phases])
-        y = tf.nn.conv1d(rows, kernel, 1, "VALID")  # (batch * n_mels, blocks, phases * filters)
-        y = tf.reduce_max(tf.reshape(y, [batch, n_mels, blocks * phases, filters]), axis=1)
+        rows = ops.pad(rows, [[0, 0], [before, (blocks + taps - 1) * phases - frames - before]])
+        rows = ops.reshape(rows, [batch * n_mels, blocks + taps - 1, phases])
+        y = ops.conv(rows, kernel, 1, "valid")  # (batch * n_mels, blocks, phases * filters)
+        y = ops.max(ops.reshape(y, [batch, n_mels, blocks * phases, filters]), axis=1)
         return _relu_bn(y[:, :frames] + self.conv.bias * sign, sign, self.batch_norm)
 
     def get_config(self) -> dict[str, Any]:
