@@ -4,7 +4,7 @@ import keras
 import librosa
 import numpy as np
 import pytest
-from backends import BACKEND, gradients, tensorflow_only, to_numpy
+from backend_utils import BACKEND, gradients, tensorflow_only, to_numpy
 from test_layers_signals import SIGNALS, get_signal
 
 from zoo.layers import Log10Scaled, LogEps, LogLearn, MelSpectrogram, PowerToDb

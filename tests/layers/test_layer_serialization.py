@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from backends import tensorflow_only, to_numpy
+from backend_utils import tensorflow_only, to_numpy
 from test_layers_signals import get_signal
 
 from zoo.layers import (

@@ -5,7 +5,7 @@ import librosa
 import numpy as np
 import pytest
 import scipy.signal
-from backends import tensorflow_only, to_numpy
+from backend_utils import tensorflow_only, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_layers_signals import SIGNALS, get_signal

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from zoo.models.musicnn.inference import musicnn_inference_view
+from zoo.models.musicnn.inference import VIEW_BACKENDS, musicnn_inference_view
 from zoo.models.registry import Architecture, get_architecture, register
 
 HEAD_OUTPUT = "head_tags"
@@ -140,4 +140,5 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> list[str]:
 # to the whole model (any other encoder: ValueError, and callers use the plain graph).
 register("classifier", Architecture(build_classifier, {}, "embedding",
                                     resolve=classifier_features,
-                                    inference=musicnn_inference_view))
+                                    inference=musicnn_inference_view,
+                                    inference_backends=VIEW_BACKENDS))

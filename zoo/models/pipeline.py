@@ -198,7 +198,7 @@ def inference_model(model: keras.Model) -> keras.Model:
     backbone = getattr(model, "zoo_backbone", None)
     if config is None or backbone is None:
         raise TypeError("pass a model from zoo.load() (it carries its preprocessing and backbone)")
-    if get_architecture(config.architecture).inference is None:
+    if not get_architecture(config.architecture).has_inference_graph():
         return model
     # A model assembled with `wrap_waveform` (+ zoo_preset / zoo_backbone attributes): its last
     # layer is the backbone view, the one before it the last front-end layer.

@@ -30,6 +30,8 @@ class Architecture:
         inference: for families with a faster inference-only graph (``musicnn``),
             ``inference(backbone, outputs) -> keras.Model`` with ``outputs`` a layer name or a dict
             of output name -> layer name; it raises ValueError for outputs it cannot give.
+        inference_backends: the Keras backends on which that graph is the faster one
+            (``scripts/bench_musicnn.py --backend``); elsewhere the plain model runs.
     """
 
     build: Callable[..., keras.Model]
@@ -37,6 +39,11 @@ class Architecture:
     embedding: str
     resolve: Callable[[dict], tuple[Mapping[str, str], str]] | None = None
     inference: Callable[[keras.Model, Mapping[str, str] | str], keras.Model] | None = None
+    inference_backends: tuple[str, ...] = ("tensorflow", "jax", "torch")
+
+    def has_inference_graph(self) -> bool:
+        """True when this family has a faster inference graph on the active Keras backend."""
+        return self.inference is not None and keras.backend.backend() in self.inference_backends
 
     def taps(self, config: Mapping) -> tuple[Mapping[str, str], str]:
         """``(features, embedding)`` of a model built with ``config``."""

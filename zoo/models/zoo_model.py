@@ -92,7 +92,7 @@ class ZooModel(keras.Model):
         faster inference graph (`zoo.models.pipeline.inference_view`) behind this model's own
         front-end layers; this model itself for a family without one. Never train it."""
         config = self._zoo_config
-        if get_architecture(config.architecture).inference is None:
+        if not get_architecture(config.architecture).has_inference_graph():
             return self
         fast = inference_view(self._zoo_backbone, config, self._zoo_output_layers)
         twin = keras.Model(self.input, fast(self._zoo_frontend_output),

@@ -425,6 +425,9 @@ def export(
             (the preset's own rate is always accepted; ``()`` for that one only, which leaves
             the filters out: ~8 MB for the default rates at 16 kHz).
 
+    From a JAX or PyTorch session, the export runs on TensorFlow in a subprocess, from the same
+    weights (`zoo.serving.on_tensorflow`).
+
     Returns:
         The version folder, ``base_dir/model_name/version``.
 
@@ -444,6 +447,13 @@ def export(
         >>> sig(waveform=tf.zeros([1, 48000]))["mean_probabilities"].shape
         TensorShape([1, 50])
     """
+    if keras.backend.backend() != "tensorflow":  # the graph is TensorFlow's: export there
+        from zoo.serving.on_tensorflow import export_on_tensorflow
+
+        return export_on_tensorflow(
+            model_or_preset, base_dir, version=version, format=format, model_name=model_name,
+            tail=tail, max_patches_per_call=max_patches_per_call, overwrite=overwrite,
+            wav_sample_rates=tuple(wav_sample_rates))
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:

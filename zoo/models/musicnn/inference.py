@@ -31,6 +31,9 @@ from keras import layers, ops
 from zoo.models.musicnn.musicnn import FRONTEND_TAPS, musicnn_front_end
 
 DEFAULT_PHASES = 8  # fastest block length here for 32-128 tap kernels (scripts/bench_serving.py)
+# Where this graph beats the plain one (scripts/bench_musicnn.py --backend): on JAX, XLA runs the
+# plain graph faster.
+VIEW_BACKENDS = ("tensorflow", "torch")
 
 
 def _bn_sign(batch_norm: layers.BatchNormalization) -> Any:

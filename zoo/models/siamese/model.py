@@ -19,7 +19,7 @@ import keras
 from keras import layers
 
 from zoo.errors import PresetError
-from zoo.models.musicnn.inference import musicnn_inference_view
+from zoo.models.musicnn.inference import VIEW_BACKENDS, musicnn_inference_view
 from zoo.models.registry import Architecture, get_architecture, register
 
 PROJECTION = "projection"
@@ -158,4 +158,5 @@ def siamese_features(config: dict[str, Any]) -> tuple[dict[str, str], str]:
 # Encoder taps (from the config) plus the unit-length "projection", its embedding; the
 # encoder's inference graph applies as for the classifier.
 register("siamese", Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features,
-                                 inference=musicnn_inference_view))
+                                 inference=musicnn_inference_view,
+                                 inference_backends=VIEW_BACKENDS))

@@ -1,6 +1,6 @@
 """Which Keras backend the suite runs on, and helpers for tests that run on all three.
 
-CI runs the backend-neutral tests (tests/layers, tests/backends_parity) with ``KERAS_BACKEND`` set
+CI runs the backend-neutral tests (tests/layers, tests/backends) with ``KERAS_BACKEND`` set
 to ``jax`` and ``torch`` too; tests that use TensorFlow itself (``tf.function``, SavedModel,
 GradientTape, XLA) are marked `tensorflow_only`.
 """
