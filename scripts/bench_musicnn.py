@@ -12,9 +12,13 @@ then measures:
 model's name in PATH (default docs/results/bench_musicnn.json; other models' runs are kept),
 from which scripts/make_docs_tables.py writes the table of docs/benchmarks.md.
 
+``--backend tensorflow jax torch`` measures ours on each Keras backend instead (one child
+process per backend, the same file), and ``--json`` then writes docs/results/bench_backends.json.
+
 Usage:
     python scripts/bench_musicnn.py --oracle-python /work/oracle/venv/bin/python
     python scripts/bench_musicnn.py --minutes 10 --model musicnn_msd --json
+    python scripts/bench_musicnn.py --backend tensorflow jax torch --json
 """
 
 from __future__ import annotations
@@ -84,10 +88,8 @@ def make_audio(minutes: float, path: Path) -> float:
 
 
 def bench_ours(path: Path, model_name: str, repeat: int) -> dict:
-    import tensorflow as tf
-
     import zoo
-    from zoo.models.pipeline import inference_model
+    from zoo.inference.tagging import compiled_inference
 
     t = time.perf_counter()
     model = zoo.load(model_name)
@@ -99,17 +101,42 @@ def bench_ours(path: Path, model_name: str, repeat: int) -> dict:
         taggram = zoo.tag(path, model=model)
         runs.append(time.perf_counter() - t)
     x = np.random.default_rng(0).normal(0, 0.1, (64, model.input_shape[-1])).astype("float32")
-    twin = inference_model(model)  # the graph zoo.tag runs (musicnn: its inference graph)
-    fn = tf.function(lambda a: twin(a, training=False))
-    fn(x)
+    fn = compiled_inference(model)  # the function zoo.tag runs, on this backend
+    keras_to_numpy(fn(x))
     model_runs = []
     for _ in range(max(3, repeat)):
         t = time.perf_counter()
-        fn(x)
+        keras_to_numpy(fn(x))
         model_runs.append(time.perf_counter() - t)
     return {"load_seconds": load_s, "seconds": runs, "median": statistics.median(runs),
             "model_batch64_seconds": statistics.median(model_runs),
             "mean_taggram": taggram.mean.tolist(), "patches": len(taggram.times)}
+
+
+def keras_to_numpy(outputs):
+    import keras
+
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+
+def bench_backends(path: Path, seconds: float, args: argparse.Namespace) -> dict:
+    """``ours`` on each of ``args.backend``, each in its own process (one backend per process)."""
+    out = {}
+    for backend in args.backend:
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        child = subprocess.run([sys.executable, __file__, "--child-of-backends", str(path),
+                                "--model", args.model, "--repeat", str(args.repeat)],
+                               capture_output=True, text=True, env=env)
+        if child.returncode != 0:
+            raise SystemExit(f"{backend}: {child.stderr.strip()[-2000:]}")
+        ours = json.loads(child.stdout.strip().splitlines()[-1])
+        ours.pop("mean_taggram")
+        ours["realtime_factor"] = seconds / ours["median"]
+        ours["model_only_realtime_factor"] = 64 * 3.0 / ours["model_batch64_seconds"]
+        out[backend] = ours
+        print(f"  {backend:10s} {ours['realtime_factor']:.0f}x real time (model only at batch 64: "
+              f"{ours['model_only_realtime_factor']:.0f}x)", flush=True)
+    return out
 
 
 def bench_original(path: Path, model_name: str, python: str, repeat: int) -> dict:
@@ -143,7 +170,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
                         help="write the results under the model's name in this JSON file "
                              "(default docs/results/bench_musicnn.json)")
+    parser.add_argument("--backend", nargs="+", choices=("tensorflow", "jax", "torch"),
+                        help="measure ours on these Keras backends (one process each)")
+    parser.add_argument("--child-of-backends", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_of_backends:  # one backend's measurement, as JSON on stdout
+        print(json.dumps(bench_ours(args.child_of_backends, args.model, args.repeat)))
+        return
+    if args.backend:
+        main_backends(args, argv)
+        return
 
     info = results_json.run_info(__file__, argv)
     from zoo.inference.tagging import DEFAULT_BATCH_SIZE
@@ -190,6 +226,23 @@ def main(argv: list[str] | None = None) -> None:
               f"{report['mean_taggram_max_abs_diff']:.1e})")
     for k, v in report.get("peak_rss_mib", {}).items():
         print(f"  peak RSS tagging a {k.replace('_', ' ')}: {v:.0f} MiB")
+
+
+def main_backends(args: argparse.Namespace, argv: list[str] | None) -> None:
+    info = results_json.run_info(__file__, argv,
+                                 results_json.DEFAULT_PACKAGES + ("jax", "jaxlib", "torch"))
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = Path(tmp) / "bench.wav"
+        seconds = make_audio(args.minutes, audio)
+        print(f"{args.model}, {seconds / 60:.1f} min of audio, {os.cpu_count()} CPUs")
+        report = {"model": args.model, "minutes": args.minutes, "repeat": args.repeat,
+                  "audio_seconds": seconds, "model_only_batch": 64,
+                  "backends": bench_backends(audio, seconds, args)}
+    if args.json:
+        path = (args.json if args.json != results_json.default_path(__file__)
+                else args.json.with_name("bench_backends.json"))
+        report = {**results_json.finish(info), **report}
+        print(f"wrote {results_json.upsert(path, args.model, report)}")
 
 
 if __name__ == "__main__":

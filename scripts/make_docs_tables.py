@@ -364,6 +364,24 @@ def bench_precision(data: dict) -> str:
          "max abs diff", "mean abs diff", "top-5 agreement", "same-track R@1"], rows)
 
 
+def bench_backends(data: dict) -> str:
+    """docs/benchmarks.md, Keras backends: `zoo.tag` and model-only throughput per backend."""
+    rows = []
+    for model, run in data["runs"].items():
+        fastest = max(ours["realtime_factor"] for ours in run["backends"].values())
+        versions = run.get("versions", {})
+        for backend, ours in run["backends"].items():
+            version = versions.get(backend, "")
+            rows.append([f"`{model}`", f"{backend} {version}".strip(),
+                         bold(f"{fmt(ours['realtime_factor'])}x",
+                              ours["realtime_factor"] == fastest),
+                         f"{fmt(ours['model_only_realtime_factor'])}x",
+                         f"{fmt(ours['load_seconds'], 1)} s"])
+    return markdown_table(["model", "backend", "`zoo.tag` end to end, x real time",
+                           f"model only, batch {run.get('model_only_batch', 64)}",
+                           "`zoo.load`"], rows)
+
+
 def _query(q: dict, digits: int, strong: bool = False) -> str:
     return (f"p50 {bold(fmt(q['p50_ms'], digits), strong)} ms, "
             f"p95 {fmt(q['p95_ms'], digits, comma=True)} ms")
@@ -698,6 +716,7 @@ TABLES: list[Table] = [
     Table("benchmarks.md", "bench_serving_batch", ("bench_serving.json",), serving_batch),
     Table("benchmarks.md", "bench_frontend", ("bench_frontend.json",), bench_frontend),
     Table("benchmarks.md", "bench_precision", ("bench_precision.json",), bench_precision),
+    Table("benchmarks.md", "bench_backends", ("bench_backends.json",), bench_backends),
     Table("benchmarks.md", "bench_search_real", ("bench_search.json",), search_real),
     Table("benchmarks.md", "bench_search_synthetic", ("bench_search.json",), search_synthetic),
     Table("benchmarks.md", "bench_segment_search", ("bench_segment_search.json",), segment_search),

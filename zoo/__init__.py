@@ -1,4 +1,4 @@
-"""zoo: a Keras 3 / TensorFlow model zoo for audio.
+"""zoo: a Keras 3 model zoo for audio (TensorFlow, JAX or PyTorch backends).
 
 Example:
     >>> import zoo

@@ -1,4 +1,5 @@
-"""In-graph audio front-end layers (Keras 3, TensorFlow ops only) and numpy mel helpers."""
+"""In-graph audio front-end layers (Keras 3, any backend; core TF ops on TensorFlow) and
+numpy mel helpers."""
 
 import zoo._quiet_tf  # noqa: F401 - first: TensorFlow without its start-up lines
 from zoo.layers.augment import SpecAugment

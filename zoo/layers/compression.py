@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from zoo.layers import backend_ops
+
 _LN10 = math.log(10.0)
 
 
