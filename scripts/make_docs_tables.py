@@ -372,14 +372,19 @@ def bench_backends(data: dict) -> str:
         versions = run.get("versions", {})
         for backend, ours in run["backends"].items():
             version = versions.get(backend, "")
+            shapes = ours.get("formulations_batch64_seconds", {})
+            speed = {k: 64 * 3.0 / v for k, v in shapes.items()}
             rows.append([f"`{model}`", f"{backend} {version}".strip(),
                          bold(f"{fmt(ours['realtime_factor'])}x",
                               ours["realtime_factor"] == fastest),
                          f"{fmt(ours['model_only_realtime_factor'])}x",
+                         *(bold(f"{fmt(speed[k])}x", speed[k] == max(speed.values()))
+                           if k in speed else "—" for k in ("plain", "inference_graph")),
                          f"{fmt(ours['load_seconds'], 1)} s"])
+    batch = run.get("model_only_batch", 64)
     return markdown_table(["model", "backend", "`zoo.tag` end to end, x real time",
-                           f"model only, batch {run.get('model_only_batch', 64)}",
-                           "`zoo.load`"], rows)
+                           f"model only, batch {batch}", "plain graph, model only",
+                           "inference graph, model only", "`zoo.load`"], rows)
 
 
 def _query(q: dict, digits: int, strong: bool = False) -> str:
