@@ -1,0 +1,7 @@
+"""The HEAR API (`zoo.hear`) with ``siamese_musicnn_msd_sources`` as the model ``load_model()`` loads."""
+
+from zoo.hear import get_scene_embeddings, get_timestamp_embeddings, preset_loader
+
+load_model = preset_loader("siamese_musicnn_msd_sources")
+
+__all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]

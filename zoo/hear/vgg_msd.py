@@ -1,0 +1,7 @@
+"""The HEAR API (`zoo.hear`) with ``vgg_msd`` as the model ``load_model()`` loads."""
+
+from zoo.hear import get_scene_embeddings, get_timestamp_embeddings, preset_loader
+
+load_model = preset_loader("vgg_msd")
+
+__all__ = ["get_scene_embeddings", "get_timestamp_embeddings", "load_model"]
