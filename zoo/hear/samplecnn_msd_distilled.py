@@ -1,4 +1,4 @@
-"""The HEAR API (`zoo.hear`) with ``samplecnn_msd_distilled`` as the model ``load_model()`` loads."""
+"""The HEAR API (`zoo.hear`); ``load_model()`` loads ``samplecnn_msd_distilled``."""
 
 from zoo.hear import get_scene_embeddings, get_timestamp_embeddings, preset_loader
 

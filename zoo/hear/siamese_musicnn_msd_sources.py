@@ -1,4 +1,4 @@
-"""The HEAR API (`zoo.hear`) with ``siamese_musicnn_msd_sources`` as the model ``load_model()`` loads."""
+"""The HEAR API (`zoo.hear`); ``load_model()`` loads ``siamese_musicnn_msd_sources``."""
 
 from zoo.hear import get_scene_embeddings, get_timestamp_embeddings, preset_loader
 

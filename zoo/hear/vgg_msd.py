@@ -1,4 +1,4 @@
-"""The HEAR API (`zoo.hear`) with ``vgg_msd`` as the model ``load_model()`` loads."""
+"""The HEAR API (`zoo.hear`); ``load_model()`` loads ``vgg_msd``."""
 
 from zoo.hear import get_scene_embeddings, get_timestamp_embeddings, preset_loader
 
