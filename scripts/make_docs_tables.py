@@ -387,6 +387,34 @@ def bench_backends(data: dict) -> str:
                            "inference graph, model only", "`zoo.load`"], rows)
 
 
+HEAR_TASKS = {"zoo-env-sounds": "env sounds (ESC-50 layout, 5 folds)",
+              "zoo-music-styles": "music styles (GTZAN layout, split by track)",
+              "zoo-speech-commands": "speech commands (split by speaker)"}
+
+
+def hear_eval(data: dict) -> str:
+    """docs/results.md, HEAR: heareval's test top-1 accuracy per module and task."""
+    results = data["results"]
+    tasks = [t for t in HEAR_TASKS if any(t in r for r in results.values())]
+    best = {t: max(r[t]["scores"]["test_top1_acc_mean"] for r in results.values() if t in r)
+            for t in tasks}
+    rows = []
+    for module, runs in results.items():
+        cells = []
+        for task in tasks:
+            if task not in runs:
+                cells.append("—")
+                continue
+            sc = runs[task]["scores"]
+            mean, std = sc["test_top1_acc_mean"], sc.get("test_top1_acc_std", 0.0)
+            text = pm(mean, std) if data["tasks"][task]["split_mode"] != "trainvaltest" else (
+                fmt(mean, 3))
+            cells.append(bold(text, mean == best[task]))
+        rows.append([f"`{module}`", *cells, f"{fmt(runs['embedding_seconds'])} s"])
+    return markdown_table(["HEAR module", *(HEAR_TASKS[t] for t in tasks),
+                           "embedding time (all tasks)"], rows)
+
+
 def _query(q: dict, digits: int, strong: bool = False) -> str:
     return (f"p50 {bold(fmt(q['p50_ms'], digits), strong)} ms, "
             f"p95 {fmt(q['p95_ms'], digits, comma=True)} ms")
@@ -742,6 +770,7 @@ TABLES: list[Table] = [
     Table("results.md", "distill_agreement", ("distill_samplecnn.json",), distill_agreement),
     Table("results.md", "distill_probe", ("distill_samplecnn.json",), distill_probe),
     Table("results.md", "siamese", ("train_siamese.json",), siamese),
+    Table("results.md", "hear_eval", ("hear_eval.json",), hear_eval),
 ]
 
 # JSON files that a doc cites in its text but no table is generated from.

@@ -3,7 +3,7 @@ scores."""
 
 import numpy as np
 import pytest
-from finetune_data import make_esc50, make_gtzan, make_speech_commands, make_us8k, write
+from finetune_data import make_esc50, make_gtzan, make_speech_commands, make_us8k, tone, write
 
 from zoo.finetune import datasets as ds
 from zoo.finetune.embeddings import run_patches
@@ -70,9 +70,50 @@ def test_speech_commands_12_and_35_class_tasks(tmp_path):
     assert len(silence) == 4 and all(c.duration == 1.0 for c in silence)
     assert all(c.path.endswith("white_noise.wav") and 0 <= c.offset <= 2.0 for c in silence)
     assert {c.split for c in data.clips if "spk5" in c.path} == {"test"}
+    words_only = ds.read_speech_commands(root, task="35", silence_ratio=0)
+    assert words_only.classes == ("cat", "dog", "no", "up", "yes")
+    assert len(words_only.clips) == 30 and data.noise_files == words_only.noise_files
     full = ds.read_speech_commands(root, task="35")
-    assert full.classes == ("cat", "dog", "no", "up", "yes")
-    assert len(full.clips) == 30 and data.noise_files == full.noise_files
+    assert full.classes == ("cat", "dog", "no", "up", "yes", "silence")
+    # one word's count of silence per split, at many levels, one in ten digital silence
+    silence = [c for c in full.clips if c.label == "silence"]
+    assert [sum(c.split == s for c in silence) for s in ("train", "valid", "test")] == [4, 1, 1]
+    assert len({c.gain_db for c in silence if c.path != ds.DIGITAL_SILENCE}) > 1
+    assert all(-100.0 <= c.gain_db <= 0.0 for c in silence)
+
+
+def test_the_35_word_task_holds_out_noise_files_by_split(tmp_path):
+    root = make_speech_commands(tmp_path)
+    noise = root / "_background_noise_"
+    for i in range(6):
+        write(noise / f"noise_{i}.wav", 0.1 * tone(0, 2.0, 50 + i, 16000), 16000)
+    data = ds.read_speech_commands(root, task="35", silence_ratio=3.0)
+    used = {split: {c.path for c in data.split(split) if c.label == "silence"
+                    and c.path != ds.DIGITAL_SILENCE} for split in ("train", "valid", "test")}
+    assert used["test"] and used["valid"] and used["train"]
+    assert not used["test"] & (used["train"] | used["valid"])
+    assert not used["valid"] & used["train"]
+    held = ds.held_out_noise([f"n{i}.wav" for i in range(4)])
+    assert [len(held[s]) for s in ("train", "valid", "test")] == [2, 1, 1]
+
+
+def test_a_quiet_silence_crop_decodes_at_its_gain(tmp_path):
+    path = write(tmp_path / "n.wav", 0.5 * np.ones(16000, np.float32), 16000)
+    clip = ds.Clip(str(path), "silence", split="test", duration=1.0, gain_db=-40.0)
+    assert ds.decode_clip(clip, 16000).max() == pytest.approx(0.005, rel=1e-3)
+    assert clip.key != ds.Clip(str(path), "silence", split="test", duration=1.0).key
+
+
+def test_silence_metrics_count_false_and_missed_words():
+    from zoo.finetune.runner import silence_metrics
+
+    classes = ("no", "yes", "silence")
+    truth = np.array([0, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([0, 2, 1, 2, 0, 2, 2])
+    m = silence_metrics(truth, predicted, classes)
+    assert m["word_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["false_word_rate"] == 0.25 and m["missed_word_rate"] == pytest.approx(1 / 3, 1e-3)
+    assert (m["noise_clips"], m["word_clips"]) == (4, 3)
 
 
 def test_bad_file_reported_and_skipped(tmp_path, capsys):

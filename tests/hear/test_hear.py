@@ -125,11 +125,29 @@ def test_every_preset_has_a_module_whose_load_model_needs_no_argument(preset):
     assert module.get_scene_embeddings is hear.get_scene_embeddings
 
 
+def test_the_mfcc_baseline_module_pools_its_own_frames():
+    from zoo.finetune.baseline import summarize
+    from zoo.hear import mfcc
+
+    model = mfcc.load_model()
+    audio = noise(2, 2.0, seed=3)
+    emb, ts = mfcc.get_timestamp_embeddings(audio, model)
+    assert emb.shape == (2, 63, 40) and model.timestamp_embedding_size == 40
+    np.testing.assert_allclose(ts.numpy()[0, :3], [0.0, 32.0, 64.0])
+    scene = mfcc.get_scene_embeddings(audio, model)
+    assert scene.shape == (2, model.scene_embedding_size)
+    np.testing.assert_allclose(scene.numpy()[1], summarize(emb.numpy()[1, :, :20],
+                                                           model.settings), rtol=1e-5,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="no weights"):
+        mfcc.load_model("weights.h5")
+
+
 @pytest.mark.skipif(shutil.which("hear-validator") is None and
                     importlib.util.find_spec("hearvalidator") is None,
                     reason="hearvalidator is not installed (pip install hearvalidator; it needs "
                            "torch)")
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", [*PRESETS, "mfcc"])
 def test_hear_validator_passes(preset):
     run = subprocess.run([sys.executable, "-m", "hearvalidator.validate", f"zoo.hear.{preset}"],
                          capture_output=True, text=True, timeout=600)

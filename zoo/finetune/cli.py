@@ -58,7 +58,11 @@ def add_finetune_parser(subparsers) -> argparse.ArgumentParser:
                    help="hop between patches in seconds (default: the patch length)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classes", choices=("12", "35"), default="12",
-                   help="speech_commands task: 10 words + unknown + silence, or all 35 words")
+                   help="speech_commands task: 10 words + unknown + silence, or all 35 words "
+                        "+ silence")
+    p.add_argument("--silence-ratio", type=float, default=1.0,
+                   help="speech_commands: silence clips (background-noise crops) per word's "
+                        "count; 0 leaves the silence class out of the 35-word task")
     p.add_argument("--frontend", choices=FRONTEND_CHOICES, default="log-eps",
                    help="log front-end of the from-scratch mel-CNN")
     p.add_argument("--no-noise", action="store_true",
@@ -93,7 +97,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         learning_rate=args.lr, head_units=tuple(args.head_units), dropout=args.dropout,
         patience=args.patience, fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_learning_rate=args.fine_tune_lr, hop_seconds=args.hop, seed=args.seed,
-        speech_task=args.classes, frontend=args.frontend, max_folds=args.max_folds,
+        speech_task=args.classes, speech_silence_ratio=args.silence_ratio,
+        frontend=args.frontend, max_folds=args.max_folds,
         noise=not args.no_noise, progress=not args.quiet, name=args.name,
         distribute=args.distribute, cpu_devices=args.cpu_devices)
     try:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import random
 import sys
@@ -50,6 +51,7 @@ class Clip:
         split: ``"train"``, ``"valid"`` or ``"test"`` (GTZAN, Speech Commands), else None.
         offset: start (s) of the crop of ``path`` to use.
         duration: length (s) of the crop; None: to the end.
+        gain_db: gain applied after decoding (silence crops at many levels), dB.
     """
 
     path: str
@@ -58,13 +60,17 @@ class Clip:
     split: str | None = None
     offset: float = 0.0
     duration: float | None = None
+    gain_db: float = 0.0
 
     @property
     def key(self) -> str:
         """Identifies the clip's audio (a crop of a file is its own clip)."""
+        key = self.path
         if self.offset or self.duration is not None:
-            return f"{self.path}@{self.offset:.3f}+{self.duration}"
-        return self.path
+            key = f"{key}@{self.offset:.3f}+{self.duration}"
+        if self.gain_db:
+            key = f"{key}{self.gain_db:+.1f}dB"
+        return key
 
 
 @dataclass
@@ -260,7 +266,11 @@ def read_speech_commands(root: str | os.PathLike, task: str = "12", seed: int = 
         task: ``"12"``: the 10 command words + ``unknown`` (every other word, subsampled per
             split to ``unknown_ratio`` x the mean count of a command word) + ``silence`` (1-s
             crops of the background-noise files, ``silence_ratio`` x that count);
-            ``"35"``: every word is a class.
+            ``"35"``: every word is a class, plus ``silence`` (``silence_ratio`` x the mean
+            count of a word; ``silence_ratio=0`` for the words only): 1-s crops of the
+            background-noise files at levels from -100 dB to 0 dB of the file's own, one crop in
+            ten digital silence, and the noise *files* held out by split (every fifth file
+            validates, the next tests), so the test's noise is noise the model never heard.
         seed: seed of the subsampling and of the silence crops.
         unknown_ratio: see ``task``.
         silence_ratio: see ``task``.
@@ -288,7 +298,15 @@ def read_speech_commands(root: str | os.PathLike, task: str = "12", seed: int = 
             split = "valid" if rel in valid else "test" if rel in test else "train"
             clips.append(Clip(str(path), word, split=split))
     if task == "35":
-        return ClipDataset("speech_commands", clips, tuple(words), [], noise)
+        if silence_ratio <= 0:
+            return ClipDataset("speech_commands", clips, tuple(words), [], noise)
+        rng = random.Random(seed)
+        held_out = held_out_noise(noise)
+        for split in SPLITS:
+            per_word = sum(c.split == split for c in clips) / len(words)
+            clips += _silence_clips(held_out[split], round(silence_ratio * per_word), split,
+                                    rng, levels=True)
+        return ClipDataset("speech_commands", clips, (*words, SILENCE), [], noise)
 
     rng = random.Random(seed)
     out: list[Clip] = []
@@ -305,8 +323,35 @@ def read_speech_commands(root: str | os.PathLike, task: str = "12", seed: int = 
     return ClipDataset("speech_commands", out, (*present, UNKNOWN, SILENCE), [], noise)
 
 
-def _silence_clips(noise: list[str], n: int, split: str, rng: random.Random) -> list[Clip]:
-    """``n`` random 1-s crops of the background-noise files (digital silence if none)."""
+def held_out_noise(noise: Sequence[str]) -> dict[str, list[str]]:
+    """Background-noise files per split: sorted, every fifth (from the fourth) validates and
+    every fifth (from the fifth) tests, so no split hears another's noise; with fewer than
+    three files all splits share them."""
+    files = sorted(noise)
+    if len(files) < 3:
+        return {split: files for split in SPLITS}
+    out: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for i, path in enumerate(files):
+        out[{3: "valid", 4: "test"}.get(i % 5, "train")].append(path)
+    for split in ("valid", "test"):  # three or four files: one each from training
+        if not out[split]:
+            out[split].append(out["train"].pop())
+    return out
+
+
+def _silence_clips(noise: list[str], n: int, split: str, rng: random.Random,
+                   levels: bool = False) -> list[Clip]:
+    """``n`` random 1-s crops of the background-noise files (digital silence if none); with
+    ``levels``, at random gains from -100 to 0 dB, one in ten digital silence instead."""
+    if levels:
+        out = []
+        for crop in _silence_clips(noise, n, split, rng):
+            if crop.path != DIGITAL_SILENCE and rng.random() < 0.1:
+                crop = Clip(DIGITAL_SILENCE, SILENCE, split=split, duration=1.0)
+            elif crop.path != DIGITAL_SILENCE:
+                crop = dataclasses.replace(crop, gain_db=round(rng.uniform(-100.0, 0.0), 1))
+            out.append(crop)
+        return out
     if not noise:
         return [Clip(DIGITAL_SILENCE, SILENCE, split=split, duration=1.0) for _ in range(n)]
     lengths = []
@@ -335,7 +380,10 @@ def decode_clip(clip: Clip, sample_rate: int) -> np.ndarray:
     """
     if clip.path == DIGITAL_SILENCE:
         return np.zeros(round((clip.duration or 1.0) * sample_rate), np.float32)
-    return audio.load(clip.path, sr=sample_rate, offset=clip.offset, duration=clip.duration)
+    signal = audio.load(clip.path, sr=sample_rate, offset=clip.offset, duration=clip.duration)
+    if clip.gain_db:
+        signal = (signal * np.float32(10.0 ** (clip.gain_db / 20.0))).astype(np.float32)
+    return signal
 
 
 def clip_patches(signal: np.ndarray, prep: Preprocessing, hop_seconds: float) -> np.ndarray:

@@ -106,6 +106,7 @@ class FinetuneOptions:
     hop_seconds: float | None = None
     seed: int = 0
     speech_task: str = "12"
+    speech_silence_ratio: float = 1.0
     frontend: str = "log-eps"
     max_folds: int | None = None
     noise: bool = True
@@ -124,7 +125,8 @@ def read_task(task: str, data_dir: str, options: FinetuneOptions) -> ds.ClipData
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if task == "speech_commands":
-        return ds.read_speech_commands(data_dir, task=options.speech_task)
+        return ds.read_speech_commands(data_dir, task=options.speech_task,
+                                       silence_ratio=options.speech_silence_ratio)
     if task == "genre":
         return ds.read_gtzan(data_dir, seed=options.seed + 1234)
     return ds.READERS[task](data_dir)
@@ -177,9 +179,28 @@ def _evaluate(outputs: PatchOutputs, clips: Sequence[ds.Clip], data: ds.ClipData
     """Clip-level metrics from per-patch probabilities (mean over each clip's patches)."""
     probs, ids = outputs.clip_mean(len(clips))
     truth = data.label_ids([clips[i] for i in ids])
-    metrics = classification_metrics(truth, probs.argmax(axis=1), data.classes)
+    predicted = probs.argmax(axis=1)
+    metrics = classification_metrics(truth, predicted, data.classes)
+    if ds.SILENCE in data.classes:  # a speech model's "no word" answer
+        metrics.update(silence_metrics(truth, predicted, data.classes))
     metrics["skipped"] = sorted(outputs.failed)
     return metrics
+
+
+def silence_metrics(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]
+                    ) -> dict[str, float | int]:
+    """How a model with a ``silence`` class answers words and noise: accuracy on the word clips
+    (silence predicted for a word counts as wrong), the share of noise-only clips answered
+    with a word (false words), and the share of word clips answered with silence."""
+    silence = list(classes).index(ds.SILENCE)
+    noise, words = truth == silence, truth != silence
+    return {"word_accuracy": round(float(np.mean(predicted[words] == truth[words])), 4)
+            if words.any() else float("nan"),
+            "false_word_rate": round(float(np.mean(predicted[noise] != silence)), 4)
+            if noise.any() else float("nan"),
+            "missed_word_rate": round(float(np.mean(predicted[words] == silence)), 4)
+            if words.any() else float("nan"),
+            "noise_clips": int(noise.sum()), "word_clips": int(words.sum())}
 
 
 class _EmbeddingTable:

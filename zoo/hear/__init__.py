@@ -181,9 +181,16 @@ def preset_loader(preset: str) -> Callable[[str], HearModel]:
     return load
 
 
-def _sounds(audio: Any, model: HearModel) -> np.ndarray:
-    if not isinstance(model, HearModel):
-        raise TypeError(f"model must come from zoo.hear.load_model, got {type(model).__name__}")
+def sounds_of(audio: Any, model: Any, model_type: type = HearModel) -> np.ndarray:
+    """HEAR's ``(n_sounds, n_samples)`` float audio as float32 numpy, checked.
+
+    Raises:
+        TypeError: ``model`` is not a ``model_type`` (from this package's ``load_model``).
+        ValueError: wrong rank, an empty batch or sound, a non-float dtype, NaN or inf.
+    """
+    if not isinstance(model, model_type):
+        raise TypeError(f"model must come from zoo.hear's load_model, got "
+                        f"{type(model).__name__}")
     if hasattr(audio, "detach"):  # a PyTorch tensor
         audio = audio.detach().cpu().numpy()
     array = np.asarray(audio)
@@ -202,7 +209,7 @@ def _sounds(audio: Any, model: HearModel) -> np.ndarray:
 def get_timestamp_embeddings(audio: Any, model: HearModel) -> tuple[tf.Tensor, tf.Tensor]:
     """``(embeddings (n_sounds, n_timestamps, D), timestamps (n_sounds, n_timestamps))``,
     float32, timestamps centred in milliseconds (module docstring)."""
-    sounds = _sounds(audio, model)
+    sounds = sounds_of(audio, model)
     pairs = [model.sound_embeddings(sound) for sound in sounds]
     embeddings = np.stack([e for e, _ in pairs])
     timestamps = np.stack([t for _, t in pairs]).astype(np.float32)
@@ -211,10 +218,10 @@ def get_timestamp_embeddings(audio: Any, model: HearModel) -> tuple[tf.Tensor, t
 
 def get_scene_embeddings(audio: Any, model: HearModel) -> tf.Tensor:
     """``(n_sounds, D)`` float32: the mean over time of each sound's timestamp embeddings."""
-    sounds = _sounds(audio, model)
+    sounds = sounds_of(audio, model)
     return tf.constant(np.stack([model.sound_embeddings(s)[0].mean(axis=0) for s in sounds]),
                        tf.float32)
 
 
 __all__ = ["HearModel", "get_scene_embeddings", "get_timestamp_embeddings", "load_model",
-           "preset_loader"]
+           "preset_loader", "sounds_of"]
