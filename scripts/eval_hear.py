@@ -11,7 +11,7 @@ from the stand-in datasets of scripts/datasets/.
    embeddings: `zoo.hear`), then ``python -m heareval.predictions.runner`` (HEAR's shallow MLP,
    model selection on the validation split by random grid search over ``--grid``, test top-1
    accuracy; for k folds, each fold is the test split once).
-3. The test scores per module and task go to docs/results/hear_eval.json (``--json``).
+3. The test scores per module and task go to docs/results/eval_hear.json (``--json``).
 
 These are not HEAR's datasets: the scores are not comparable to HEAR's leaderboard.
 
@@ -100,7 +100,9 @@ def gtzan_task(root: Path, out: Path) -> Path:
     splits = {}
     for split in ("train", "valid", "test"):
         names = (root / f"{split}.txt").read_text().split()
-        splits[split] = [(root / "genres" / n, n.split("/")[0]) for n in names]
+        # Lines are "genres/<label>/<file>" (GTZAN's own lists: "<label>/<file>").
+        paths = [root / n if (root / n).is_file() else root / "genres" / n for n in names]
+        splits[split] = [(p, p.parent.name) for p in paths]
     return write_task(out, "zoo-music-styles", "trainvaltest", splits, 30.0)
 
 
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default="default", choices=("default", "fast", "faster"))
     parser.add_argument("--grid-points", type=int, default=8)
     parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
-                        help="write docs/results/hear_eval.json (or this path)")
+                        help="write docs/results/eval_hear.json (or this path)")
     args = parser.parse_args(argv)
     info = results_json.run_info(__file__, argv, results_json.DEFAULT_PACKAGES + (
         "torch", "heareval", "pytorch-lightning"))

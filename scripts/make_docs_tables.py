@@ -770,7 +770,7 @@ TABLES: list[Table] = [
     Table("results.md", "distill_agreement", ("distill_samplecnn.json",), distill_agreement),
     Table("results.md", "distill_probe", ("distill_samplecnn.json",), distill_probe),
     Table("results.md", "siamese", ("train_siamese.json",), siamese),
-    Table("results.md", "hear_eval", ("hear_eval.json",), hear_eval),
+    Table("results.md", "hear_eval", ("eval_hear.json",), hear_eval),
 ]
 
 # JSON files that a doc cites in its text but no table is generated from.

@@ -293,8 +293,10 @@ def _save(config: PresetConfig, backbone: keras.Model, out: Path, metrics: dict[
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    # The silence rates go on the card: how often noise alone is answered with a word.
     keys = ("accuracy", "macro_f1", "accuracy_mean", "accuracy_std", "macro_f1_mean",
-            "macro_f1_std", "evaluated_on")
+            "macro_f1_std", "word_accuracy", "false_word_rate", "missed_word_rate",
+            "evaluated_on")
     return {k: metrics[k] for k in keys if k in metrics}
 
 

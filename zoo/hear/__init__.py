@@ -104,8 +104,7 @@ class HearModel(tf.Module):
         tiles = max(1, math.ceil(sound.size / tile_samples))
         # Zeros after the end, so every tile is a whole patch (no short-clip tiling, no
         # end-aligned extra patch), and frames past the audio are dropped below.
-        padded = np.zeros((tiles - 1) * tile_samples + self._patch_samples + tile_samples,
-                          np.float32)
+        padded = np.zeros((tiles - 1) * tile_samples + self._patch_samples, np.float32)
         padded[: sound.size] = sound
         features = embed(padded, model=self._model, features=self.taps.names,
                          hop_seconds=tile_samples / self.sample_rate,
