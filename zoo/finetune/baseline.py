@@ -141,6 +141,15 @@ def summarize(mfcc: np.ndarray, settings: MfccSettings) -> np.ndarray:
                           ).astype(np.float32)
 
 
+def dct_ortho(n: int, k: int) -> np.ndarray:
+    """``(k, n)`` float32: the first ``k`` rows of the orthonormal DCT-II of length ``n``
+    (scipy's ``dct(type=2, norm="ortho")``)."""
+    rows = np.arange(k)[:, None]
+    basis = np.cos(np.pi * rows * (2 * np.arange(n)[None, :] + 1) / (2 * n)) * np.sqrt(2.0 / n)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
 class MfccExtractor:
     """Waveform -> MFCC matrix and statistics vector, with zoo's in-graph layers.
 
@@ -151,26 +160,21 @@ class MfccExtractor:
     """
 
     def __init__(self, settings: MfccSettings):
-        import tensorflow as tf
+        import keras
 
+        from zoo.inference.compiled import inference_function
         from zoo.layers import MelSpectrogram, PowerToDb
 
         self.settings = s = settings
-        self._mel = MelSpectrogram(sr=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length,
-                                   win_length=s.win_length, center=True, pad_mode="constant",
-                                   power=2.0, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax)
-        self._db = PowerToDb(ref=1.0, amin=1e-10, top_db=s.top_db)
-        # tf.signal's DCT is orthonormal except c0, which it scales by sqrt(2) more.
-        scale = np.ones(s.n_mfcc, np.float32)
-        scale[0] = 1.0 / math.sqrt(2.0)
-        scale = tf.constant(scale)
-
-        @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)])
-        def compute(x):
-            db = self._db(self._mel(x[tf.newaxis]))
-            return tf.signal.mfccs_from_log_mel_spectrograms(db)[0, :, :s.n_mfcc] * scale
-
-        self._compute = compute
+        waveform = keras.Input((None,), name="waveform")
+        mel = MelSpectrogram(sr=s.sample_rate, n_fft=s.n_fft, hop_length=s.hop_length,
+                             win_length=s.win_length, center=True, pad_mode="constant",
+                             power=2.0, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax)(waveform)
+        db = PowerToDb(ref=1.0, amin=1e-10, top_db=s.top_db)(mel)
+        # The first n_mfcc rows of the orthonormal DCT-II over the mel bands (librosa's mfcc),
+        # as one matmul: the same numbers on every Keras backend.
+        self._dct = dct_ortho(s.n_mels, s.n_mfcc).T
+        self._compute = inference_function(keras.Model(waveform, db), None)
 
     def mfcc(self, signal: np.ndarray) -> np.ndarray:
         """``(frames, n_mfcc)`` MFCCs of a mono signal at ``settings.sample_rate``.
@@ -181,7 +185,10 @@ class MfccExtractor:
         signal = np.asarray(signal, np.float32).reshape(-1)
         if signal.size == 0:
             raise AudioError("<clip>", "no audio samples")
-        return self._compute(signal).numpy()
+        import keras
+
+        db = keras.ops.convert_to_numpy(self._compute(signal[None]))[0]
+        return (db @ self._dct).astype(np.float32)
 
     def features(self, signal: np.ndarray) -> np.ndarray:
         """The clip's statistics vector, ``(settings.dim,)`` float32."""

@@ -19,12 +19,14 @@ import keras
 import numpy as np
 
 
-def inference_function(model: keras.Model, samples: int) -> Callable[[np.ndarray], Any]:
+def inference_function(model: keras.Model, samples: int | None
+                       ) -> Callable[[np.ndarray], Any]:
     """``model(batch, training=False)`` compiled for the active Keras backend.
 
     Args:
         model: a Keras model taking ``(batch, samples)`` float32 waveforms.
-        samples: the input length (the model's patch length).
+        samples: the input length (the model's patch length); None for any length (JAX then
+            compiles once per length).
     """
     backend = keras.backend.backend()
     if backend == "jax":
