@@ -185,9 +185,9 @@ class MfccExtractor:
         signal = np.asarray(signal, np.float32).reshape(-1)
         if signal.size == 0:
             raise AudioError("<clip>", "no audio samples")
-        import keras
+        from zoo.inference.compiled import to_numpy
 
-        db = keras.ops.convert_to_numpy(self._compute(signal[None]))[0]
+        db = to_numpy(self._compute(signal[None]))[0]
         return (db @ self._dct).astype(np.float32)
 
     def features(self, signal: np.ndarray) -> np.ndarray:

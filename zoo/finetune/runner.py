@@ -43,7 +43,7 @@ from zoo.finetune.train import (
     train_head,
     training_model,
 )
-from zoo.inference.compiled import inference_function
+from zoo.inference.compiled import inference_function, to_numpy
 from zoo.models.classifier import copy_weights_by_name
 from zoo.models.pipeline import (
     build_backbone,
@@ -166,12 +166,12 @@ def fold_splits(data: ds.ClipDataset, seed: int, max_folds: int | None = None
 
 def _predictor(model: keras.Model):
     fn = inference_function(model, model.input_shape[-1])
-    return lambda batch: keras.ops.convert_to_numpy(fn(batch))
+    return lambda batch: to_numpy(fn(batch))
 
 
 def _head_probabilities(head: keras.Model, x: np.ndarray) -> np.ndarray:
     # A direct call: predict() would trace a new function for every fold's head.
-    return keras.ops.convert_to_numpy(head(x, training=False))
+    return to_numpy(head(x, training=False))
 
 
 def _evaluate(outputs: PatchOutputs, clips: Sequence[ds.Clip], data: ds.ClipDataset

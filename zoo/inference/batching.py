@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-import keras
 import numpy as np
+
+from zoo.inference.compiled import to_numpy
 
 Key = TypeVar("Key")
 
@@ -75,7 +76,7 @@ def _to_numpy(out: Any) -> Any:
         return {name: _to_numpy(value) for name, value in out.items()}
     if isinstance(out, (list, tuple)):
         return type(out)(_to_numpy(value) for value in out)
-    return keras.ops.convert_to_numpy(out)
+    return to_numpy(out)
 
 
 def run_batches(fn: Callable[[np.ndarray], Any], windows: Iterable[tuple[Key, np.ndarray]],

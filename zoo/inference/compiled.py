@@ -39,6 +39,14 @@ def inference_function(model: keras.Model, samples: int | None
                        input_signature=[tf.TensorSpec([None, samples], tf.float32)])
 
 
+def to_numpy(tensor: Any) -> np.ndarray:
+    """A backend tensor as numpy (a PyTorch tensor directly: numpy 2 warns when Keras converts
+    one through ``__array__``)."""
+    if hasattr(tensor, "detach"):
+        return tensor.detach().cpu().numpy()
+    return keras.ops.convert_to_numpy(tensor)
+
+
 def padded_batch_size(n: int) -> int:
     """The power of two at or above ``n`` (the batch shapes a jit-compiled function sees)."""
     return 1 << max(0, int(n) - 1).bit_length()
