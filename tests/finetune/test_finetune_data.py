@@ -146,6 +146,27 @@ def test_short_clips_are_repeat_padded_like_tagging(tmp_path):
     assert patches.shape == (1, prep.patch_samples)
 
 
+def test_training_pads_short_clips_by_the_presets_rule(tmp_path):
+    from zoo.finetune.runner import task_application
+
+    prep = Preprocessing(sample_rate=8000, n_fft=256, hop_length=128, n_mels=24,
+                         fmax=4000.0, patch_frames=32)
+    word = np.ones(800, np.float32) * 0.1
+    rule = task_application("speech_commands").short_clips
+    assert rule == "centre"
+    (patch,) = ds.clip_patches(word, prep, 1.0, short_clips=rule)
+    inside = np.flatnonzero(patch)
+    # one copy of the word, in the middle, silence around it (tiling would repeat it)
+    assert inside.size == word.size
+    left, right = inside[0], prep.patch_samples - 1 - inside[-1]
+    assert abs(left - right) <= 1
+    from zoo.inference.patching import iter_patches
+    from zoo.inference.tagging import patch_grid
+
+    grid = patch_grid(prep, 1.0, short_clips=rule)  # what zoo.tag gives the same clip
+    np.testing.assert_array_equal(patch, next(iter_patches([word], grid))[1])
+
+
 def test_noise_mixing_is_bounded():
     rng = np.random.default_rng(0)
     patch = np.zeros(100, np.float32)

@@ -386,8 +386,11 @@ def decode_clip(clip: Clip, sample_rate: int) -> np.ndarray:
     return signal
 
 
-def clip_patches(signal: np.ndarray, prep: Preprocessing, hop_seconds: float) -> np.ndarray:
-    """Cut a decoded signal into model patches, exactly as `zoo.tag` does.
+def clip_patches(signal: np.ndarray, prep: Preprocessing, hop_seconds: float,
+                 short_clips: str = "tile") -> np.ndarray:
+    """Cut a decoded signal into model patches, exactly as `zoo.tag` does with a preset whose
+    rule for clips shorter than a patch is ``short_clips`` (`zoo.presets.Application`: the
+    fine-tuned preset's own rule, so training sees what application will).
 
     Returns:
         ``(patches, patch_samples)`` float32.
@@ -397,7 +400,7 @@ def clip_patches(signal: np.ndarray, prep: Preprocessing, hop_seconds: float) ->
     """
     from zoo.inference.tagging import patch_grid
 
-    grid = patch_grid(prep, hop_seconds)
+    grid = patch_grid(prep, hop_seconds, short_clips=short_clips)
     windows = [w for _, w, _ in iter_patches([signal], grid)]
     if not windows:
         raise AudioError("<clip>", "no audio samples")
@@ -405,13 +408,14 @@ def clip_patches(signal: np.ndarray, prep: Preprocessing, hop_seconds: float) ->
 
 
 def iter_clip_patches(clips: Sequence[Clip], prep: Preprocessing, hop_seconds: float,
-                      on_error: Callable[[Clip, str], None] | None = None
-                      ) -> Iterator[tuple[int, np.ndarray]]:
-    """``(clip index, patches)`` for every clip that decodes; the others go to ``on_error``
-    (default: `report_problem`) and are skipped."""
+                      on_error: Callable[[Clip, str], None] | None = None,
+                      short_clips: str = "tile") -> Iterator[tuple[int, np.ndarray]]:
+    """``(clip index, patches)`` for every clip that decodes (`clip_patches`); the others go to
+    ``on_error`` (default: `report_problem`) and are skipped."""
     for i, clip in enumerate(clips):
         try:
-            patches = clip_patches(decode_clip(clip, prep.sample_rate), prep, hop_seconds)
+            patches = clip_patches(decode_clip(clip, prep.sample_rate), prep, hop_seconds,
+                                   short_clips)
         except (AudioError, OSError, ValueError) as err:
             (on_error or (lambda c, r: report_problem(c.path, r)))(clip, str(err))
             continue
@@ -468,7 +472,7 @@ def count_patches(clips: Sequence[Clip], prep: Preprocessing, hop_seconds: float
 def patch_dataset(clips: Sequence[Clip], labels: np.ndarray, prep: Preprocessing,
                   hop_seconds: float, batch_size: int = 32, shuffle: bool = True, seed: int = 0,
                   noise: Sequence[np.ndarray] = (), noise_probability: float = 0.8,
-                  max_noise_gain: float = 0.1):
+                  max_noise_gain: float = 0.1, short_clips: str = "tile"):
     """A ``tf.data.Dataset`` of ``(waveform patch, label id)`` batches for end-to-end training.
 
     Clips are decoded and patched in Python (`zoo.audio`, `zoo.inference.patching`) on every pass,
@@ -509,7 +513,8 @@ def patch_dataset(clips: Sequence[Clip], labels: np.ndarray, prep: Preprocessing
             order = rng.permutation(len(clips)) if shuffle else np.arange(len(clips))
             ordered = [clips[i] for i in order]
             produced = False
-            for j, patches in iter_clip_patches(ordered, prep, hop_seconds, on_error):
+            for j, patches in iter_clip_patches(ordered, prep, hop_seconds, on_error,
+                                                short_clips):
                 label = labels[order[j]]
                 for patch in patches:
                     produced = True

@@ -53,7 +53,8 @@ class PatchOutputs:
 
 def run_patches(fn: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip],
                 prep: Preprocessing, hop_seconds: float, batch_size: int = 32,
-                desc: str = "patches", progress: bool = True) -> PatchOutputs:
+                desc: str = "patches", progress: bool = True,
+                short_clips: str = "tile") -> PatchOutputs:
     """Apply ``fn`` (batch of waveform patches -> outputs) to every patch of every clip.
 
     Unreadable clips are reported and skipped. Shows a tqdm bar (clips, rate, ETA) on stderr.
@@ -73,7 +74,8 @@ def run_patches(fn: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip],
         report_problem(clip.path, reason)
 
     windows = ((i, window) for i, patches in iter_clip_patches(clips, prep, hop_seconds,
-                                                              on_error) for window in patches)
+                                                              on_error, short_clips)
+               for window in patches)
     values, index = [], []
     bar = tqdm(total=len(clips), unit="clip", desc=desc, file=sys.stderr, disable=not progress,
                mininterval=1.0)
@@ -91,17 +93,20 @@ def run_patches(fn: Callable[[np.ndarray], np.ndarray], clips: Sequence[Clip],
 
 
 def cache_key(model_id: str, clips: Sequence[Clip], prep: Preprocessing,
-              hop_seconds: float) -> str:
-    """sha256 of what the cached values depend on: model, preprocessing, hop and clips."""
+              hop_seconds: float, short_clips: str = "tile") -> str:
+    """sha256 of what the cached values depend on: model, preprocessing, hop, short-clip rule
+    and clips."""
     doc = {"model": model_id, "prep": repr(prep), "hop": hop_seconds,
            "clips": [c.key for c in clips]}
+    if short_clips != "tile":  # keys of caches written before the rule was recorded hold
+        doc["short_clips"] = short_clips
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def cached_embeddings(embedder: Callable[[np.ndarray], np.ndarray], model_id: str,
                       clips: Sequence[Clip], prep: Preprocessing, hop_seconds: float,
                       cache_dir: str | os.PathLike, batch_size: int = 32,
-                      progress: bool = True) -> PatchOutputs:
+                      progress: bool = True, short_clips: str = "tile") -> PatchOutputs:
     """Per-patch embeddings of every clip, from ``cache_dir/embeddings-<key>.npz`` if a
     previous run computed them for the same model and clips, else computed and saved there.
 
@@ -114,11 +119,12 @@ def cached_embeddings(embedder: Callable[[np.ndarray], np.ndarray], model_id: st
         cache_dir: folder of the cache.
         batch_size: patches per backbone call.
         progress: show the progress bar.
+        short_clips: the rule for clips shorter than a patch (`clip_patches`).
 
     Returns:
         `PatchOutputs` of the embeddings.
     """
-    key = cache_key(model_id, clips, prep, hop_seconds)
+    key = cache_key(model_id, clips, prep, hop_seconds, short_clips)
     path = Path(cache_dir) / f"embeddings-{key[:16]}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
@@ -127,7 +133,8 @@ def cached_embeddings(embedder: Callable[[np.ndarray], np.ndarray], model_id: st
                 for clip_key, reason in failed.items():
                     report_problem(clip_key, f"{reason} (cached)")
                 return PatchOutputs(data["values"], data["clip_index"], failed)
-    out = run_patches(embedder, clips, prep, hop_seconds, batch_size, "embeddings", progress)
+    out = run_patches(embedder, clips, prep, hop_seconds, batch_size, "embeddings", progress,
+                      short_clips)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, values=out.values, clip_index=out.clip_index, key=key,

@@ -412,7 +412,8 @@ def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneO
     model_id = f"{base.name}:{base.weights.sha256}"
     table = _EmbeddingTable(
         cached_embeddings(_predictor(embedder), model_id, data.clips, prep, hop, out / "cache",
-                          batch_size=options.batch_size, progress=options.progress),
+                          batch_size=options.batch_size, progress=options.progress,
+                          short_clips=task_application(task).short_clips),
         data.clips, data)
 
     def fit(train, valid, run):
@@ -466,7 +467,8 @@ def _run_transfer(task: str, data: ds.ClipDataset, out: Path, options: FinetuneO
         metrics["stage"] = 2
         if test:
             outs = run_patches(_predictor(wrap_waveform(config, classifier, "eval")), test, prep,
-                               hop, options.batch_size, "test", options.progress)
+                               hop, options.batch_size, "test", options.progress,
+                               config.application.short_clips)
             metrics.update(_evaluate(outs, test, data))
             metrics["evaluated_on"] = f"{data.name} test split ({len(test)} clips), stage 2"
     _save(config, classifier, out, _summary(metrics))
@@ -483,10 +485,11 @@ def _stage2(config: PresetConfig, classifier: keras.Model, data: ds.ClipDataset,
     freeze_batch_norm(classifier)
     with strategy_scope(strategy):
         model, _ = training_model(config, classifier, default_spec_augment(config))
+    short = config.application.short_clips  # training pads short clips as tagging will
     train_ds = ds.patch_dataset(train, data.label_ids(train), prep, hop, options.batch_size,
-                                seed=options.seed)
+                                seed=options.seed, short_clips=short)
     valid_ds = ds.patch_dataset(valid, data.label_ids(valid), prep, hop, options.batch_size,
-                                shuffle=False)
+                                shuffle=False, short_clips=short)
     history = train_end_to_end(model, train_ds, valid_ds, len(data.classes),
                                data.label_ids(train), options.fine_tune_epochs,
                                options.fine_tune_learning_rate, options.patience,
@@ -504,6 +507,7 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
     prep = config.preprocessing
     hop = options.hop_seconds or prep.patch_seconds
     noise = ds.load_noise(data.noise_files, prep.sample_rate) if options.noise else []
+    short = config.application.short_clips  # training pads short clips as tagging will
 
     def fit(train: list[ds.Clip], valid: list[ds.Clip], test: list[ds.Clip], run: str):
         keras.utils.set_random_seed(options.seed)  # every fold starts from the same weights
@@ -511,9 +515,9 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
             backbone = build_backbone(config)
             model, compression = training_model(config, backbone, default_spec_augment(config))
         train_ds = ds.patch_dataset(train, data.label_ids(train), prep, hop, options.batch_size,
-                                    seed=options.seed, noise=noise)
+                                    seed=options.seed, noise=noise, short_clips=short)
         valid_ds = ds.patch_dataset(valid, data.label_ids(valid), prep, hop, options.batch_size,
-                                    shuffle=False)
+                                    shuffle=False, short_clips=short)
         _log(f"{run}: training {config.name} from scratch "
              f"({backbone.count_params():,} parameters)")
         history = train_end_to_end(model, train_ds, valid_ds, len(data.classes),
@@ -523,7 +527,7 @@ def _run_scratch(task: str, data: ds.ClipDataset, out: Path, options: FinetuneOp
                                    warmup_epochs=WARMUP_EPOCHS, strategy=strategy)
         predict = _predictor(keras.Model(model.input, model.output))
         outs = run_patches(predict, test, prep, hop, options.batch_size, "test",
-                           options.progress)
+                           options.progress, short)
         return backbone, compression, history, _evaluate(outs, test, data)
 
     histories: dict[str, dict] = {}
