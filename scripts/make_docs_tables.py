@@ -410,7 +410,9 @@ def hear_eval(data: dict) -> str:
             text = pm(mean, std) if data["tasks"][task]["split_mode"] != "trainvaltest" else (
                 fmt(mean, 3))
             cells.append(bold(text, mean == best[task]))
-        rows.append([f"`{module}`", *cells, f"{fmt(runs['embedding_seconds'])} s"])
+        seconds = [runs[t].get("embedding_seconds") for t in tasks if t in runs]
+        total = sum(s for s in seconds if s is not None)
+        rows.append([f"`{module}`", *cells, f"{fmt(total)} s"])
     return markdown_table(["HEAR module", *(HEAR_TASKS[t] for t in tasks),
                            "embedding time (all tasks)"], rows)
 
