@@ -68,9 +68,9 @@ def evaluate(preset: Path, root: Path, noise: list[tuple[str, np.ndarray]]) -> d
     has_silence = ds.SILENCE in classes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # silence warnings are the point here
-        answers = [zoo.tag(x, model=model, source_sr=SR).predicted for _, x in noise]
+        answers = [zoo.tag(x, model=model, source_sr=SR).predicted() for _, x in noise]
         words = ds.read_speech_commands(root, task="35", silence_ratio=0).split("test")
-        correct = sum(zoo.tag(c.path, model=model).predicted[0] == c.label for c in words)
+        correct = sum(zoo.tag(c.path, model=model).predicted()[0] == c.label for c in words)
     false_words = [(what, label, round(p, 3)) for (what, _), (label, p)
                    in zip(noise, answers, strict=True) if label != ds.SILENCE]
     by_level = {}

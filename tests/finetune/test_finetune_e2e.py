@@ -201,3 +201,24 @@ def test_classifier_on_every_backbone_family(name):
     assert model.output_shape == (None, 4)
     features, embedding = classifier_features({"backbone": backbone, "head_units": [8]})
     assert model.get_layer(features[embedding]).output.shape[-1] == 8
+
+
+def test_a_35_word_model_answers_near_silent_noise_with_silence(tmp_path):
+    data = make_speech_commands(tmp_path / "sc")
+    out = tmp_path / "out"
+    assert main(["finetune", "speech_commands", str(data), "--classes", "35", "--backbone",
+                 "melcnn", "--frontend", "db", "--out", str(out), "--silence-ratio", "3",
+                 "--epochs", "12", "--patience", "12", "--batch-size", "8", "--quiet"]) == 0
+    metrics = _outputs(out)
+    assert {"word_accuracy", "false_word_rate", "missed_word_rate"} <= set(metrics)
+    model = zoo.load(out)
+    assert model.zoo_preset.tags[-1] == "silence"
+    assert {"false_word_rate", "word_accuracy"} <= set(model.zoo_preset.metrics)
+    rng = np.random.default_rng(7)
+    for seconds in (1, 4, 9):  # -96 dBFS noise: the 35-word model used to answer "up"
+        noise = rng.standard_normal(seconds * 16000).astype(np.float32)
+        quiet = noise / np.abs(noise).max() * 10 ** (-96 / 20)
+        with pytest.warns(zoo.errors.AudioWarning):  # zoo.tag flags near-silence too
+            answer = zoo.tag(quiet, model=model, source_sr=16000).predicted()
+        assert answer[0] == "silence", (seconds, answer)
+    assert zoo.tag(str(data / "yes/spk5_nohash_0.wav"), model=model).predicted()[0] != "silence"
