@@ -392,11 +392,19 @@ HEAR_TASKS = {"zoo-env-sounds": "env sounds (ESC-50 layout, 5 folds)",
               "zoo-speech-commands": "speech commands (split by speaker)"}
 
 
+def hear_top1(scores: dict) -> tuple[float, float]:
+    """``(mean, std)`` test top-1 accuracy from heareval's scores: aggregated over folds, or the
+    one test split's (std 0)."""
+    if "test_top1_acc_mean" in scores:
+        return scores["test_top1_acc_mean"], scores.get("test_top1_acc_std", 0.0)
+    return scores["test"]["test_top1_acc"], 0.0
+
+
 def hear_eval(data: dict) -> str:
     """docs/results.md, HEAR: heareval's test top-1 accuracy per module and task."""
     results = data["results"]
     tasks = [t for t in HEAR_TASKS if any(t in r for r in results.values())]
-    best = {t: max(r[t]["scores"]["test_top1_acc_mean"] for r in results.values() if t in r)
+    best = {t: max(hear_top1(r[t]["scores"])[0] for r in results.values() if t in r)
             for t in tasks}
     rows = []
     for module, runs in results.items():
@@ -405,8 +413,7 @@ def hear_eval(data: dict) -> str:
             if task not in runs:
                 cells.append("—")
                 continue
-            sc = runs[task]["scores"]
-            mean, std = sc["test_top1_acc_mean"], sc.get("test_top1_acc_std", 0.0)
+            mean, std = hear_top1(runs[task]["scores"])
             text = pm(mean, std) if data["tasks"][task]["split_mode"] != "trainvaltest" else (
                 fmt(mean, 3))
             cells.append(bold(text, mean == best[task]))
@@ -415,6 +422,21 @@ def hear_eval(data: dict) -> str:
         rows.append([f"`{module}`", *cells, f"{fmt(total)} s"])
     return markdown_table(["HEAR module", *(HEAR_TASKS[t] for t in tasks),
                            "embedding time (all tasks)"], rows)
+
+
+def speech_silence(data: dict) -> str:
+    """docs/results.md, speech: noise-only clips answered with a word, and word accuracy."""
+    rows = []
+    for name, r in data["results"].items():
+        levels = r["false_word_rate_by_level"]
+        rows.append([f"`{name}`", str(r["classes"]), "yes" if r["has_silence_class"] else "no",
+                     fmt(r["false_word_rate"], 3), *(fmt(levels[k], 2) for k in levels),
+                     fmt(r["word_accuracy"], 3)])
+    some = next(iter(data["results"].values()))
+    return markdown_table(["model", "classes", "silence class",
+                           f"false words ({some['noise_clips']} noise-only clips)",
+                           *(f"at {k}" for k in some["false_word_rate_by_level"]),
+                           f"word accuracy ({some['word_clips']} test words)"], rows)
 
 
 def _query(q: dict, digits: int, strong: bool = False) -> str:
@@ -773,6 +795,7 @@ TABLES: list[Table] = [
     Table("results.md", "distill_probe", ("distill_samplecnn.json",), distill_probe),
     Table("results.md", "siamese", ("train_siamese.json",), siamese),
     Table("results.md", "hear_eval", ("eval_hear.json",), hear_eval),
+    Table("results.md", "speech_silence", ("eval_speech_silence.json",), speech_silence),
 ]
 
 # JSON files that a doc cites in its text but no table is generated from.
