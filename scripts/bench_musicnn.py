@@ -100,16 +100,10 @@ def bench_ours(path: Path, model_name: str, repeat: int) -> dict:
         t = time.perf_counter()
         taggram = zoo.tag(path, model=model)
         runs.append(time.perf_counter() - t)
-    x = np.random.default_rng(0).normal(0, 0.1, (64, model.input_shape[-1])).astype("float32")
-    fn = compiled_inference(model)  # the function zoo.tag runs, on this backend
-    keras_to_numpy(fn(x))
-    model_runs = []
-    for _ in range(max(3, repeat)):
-        t = time.perf_counter()
-        keras_to_numpy(fn(x))
-        model_runs.append(time.perf_counter() - t)
+    # The function zoo.tag runs, on this backend.
+    model_s = batch64_seconds(compiled_inference(model), model.input_shape[-1], repeat)
     return {"load_seconds": load_s, "seconds": runs, "median": statistics.median(runs),
-            "model_batch64_seconds": statistics.median(model_runs),
+            "model_batch64_seconds": model_s,
             "mean_taggram": taggram.mean.tolist(), "patches": len(taggram.times)}
 
 
@@ -131,28 +125,33 @@ def bench_formulations(model_name: str, repeat: int) -> dict:
     arch = registry.ARCHITECTURES[name]
     if arch.inference is None:
         return {}
-    x = np.random.default_rng(0).normal(0, 0.1, (64, model.input_shape[-1])).astype("float32")
+    samples = model.input_shape[-1]
     out = {}
     try:
         for label, backends in (("plain", ()), ("inference_graph", (keras.backend.backend(),))):
             registry.ARCHITECTURES[name] = dataclasses.replace(arch, inference_backends=backends)
-            fn = inference_function(inference_model(model), model.input_shape[-1])
-            keras_to_numpy(fn(x))
-            runs = []
-            for _ in range(max(3, repeat)):
-                t = time.perf_counter()
-                keras_to_numpy(fn(x))
-                runs.append(time.perf_counter() - t)
-            out[label] = statistics.median(runs)
+            fn = inference_function(inference_model(model), samples)
+            out[label] = batch64_seconds(fn, samples, repeat)
     finally:
         registry.ARCHITECTURES[name] = arch
     return out
 
 
-def keras_to_numpy(outputs):
+def batch64_seconds(fn, samples: int, repeat: int) -> float:
+    """Median seconds of ``fn`` on one batch of 64 noise patches (after one warm-up call),
+    outputs brought to numpy."""
     import keras
 
-    return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+    from zoo.inference.compiled import to_numpy
+
+    x = np.random.default_rng(0).normal(0, 0.1, (64, samples)).astype("float32")
+    keras.tree.map_structure(to_numpy, fn(x))
+    runs = []
+    for _ in range(max(3, repeat)):
+        t = time.perf_counter()
+        keras.tree.map_structure(to_numpy, fn(x))
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
 
 
 def bench_backends(path: Path, seconds: float, args: argparse.Namespace) -> dict:
