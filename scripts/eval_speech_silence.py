@@ -9,16 +9,22 @@ For each preset folder given (from ``zoo finetune speech_commands ... --classes 
 * words: the test split's word clips (held-out speakers and synthesiser voices), accuracy of
   the answer.
 
+Presets whose folder names differ only by a ``_s<seed>`` suffix (``speech35_silence_s0``,
+``speech35_silence_s1``, ...) are runs of one configuration: ``configurations`` in the JSON
+gives their mean, standard deviation and range.
+
 Writes docs/results/eval_speech_silence.json with ``--json``.
 
 Usage:
     python scripts/eval_speech_silence.py /work/datasets/speech_commands \
-        /work/runs/speech35_words /work/runs/speech35_silence --json
+        /work/runs/speech35_words_s0 /work/runs/speech35_silence_s0 ... --json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +37,7 @@ import results_json  # noqa: E402
 LEVELS_DBFS = (-96.0, -60.0, -40.0, -20.0)
 SECONDS = (1, 3, 5, 9)
 SR = 16000
+SEED_SUFFIX = re.compile(r"_s\d+$")
 
 
 def noise_clips(root: Path, seed: int = 0) -> list[tuple[str, np.ndarray]]:
@@ -79,10 +86,45 @@ def evaluate(preset: Path, root: Path, noise: list[tuple[str, np.ndarray]]) -> d
                   if what.endswith(f"at {level:g} dBFS")]
         by_level[f"{level:g} dBFS"] = round(
             sum(label != ds.SILENCE for label, _ in picked) / max(1, len(picked)), 4)
+    training = _training(preset)
     return {"preset": str(preset), "classes": len(classes), "has_silence_class": has_silence,
-            "noise_clips": len(noise), "false_word_rate": round(len(false_words) / len(noise), 4),
+            **training, "noise_clips": len(noise),
+            "false_word_rate": round(len(false_words) / len(noise), 4),
             "false_word_rate_by_level": by_level, "false_words": false_words[:20],
             "word_clips": len(words), "word_accuracy": round(correct / len(words), 4)}
+
+
+def _training(preset: Path) -> dict:
+    """The run's schedule and seed, from the metrics.json that `zoo finetune` wrote."""
+    path = preset / "metrics.json"
+    if not path.is_file():
+        return {}
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    options = metrics.get("options", {})
+    return {"seed": options.get("seed"), "max_epochs": options.get("epochs"),
+            "patience": options.get("patience"), "train_seconds": metrics.get("wall_seconds")}
+
+
+def configurations(results: dict[str, dict]) -> dict[str, dict]:
+    """Runs grouped by folder name less its ``_s<seed>`` suffix: mean, sd and range."""
+    groups: dict[str, list[dict]] = {}
+    for name, r in results.items():
+        groups.setdefault(SEED_SUFFIX.sub("", name), []).append(r)
+    summary = {}
+    for name, runs in groups.items():
+        summary[name] = {"runs": len(runs), "seeds": [r.get("seed") for r in runs],
+                         "classes": runs[0]["classes"],
+                         "has_silence_class": runs[0]["has_silence_class"],
+                         "max_epochs": runs[0].get("max_epochs"),
+                         "patience": runs[0].get("patience")}
+        for key in ("word_accuracy", "false_word_rate"):
+            values = np.array([r[key] for r in runs], np.float64)
+            summary[name][key] = {"mean": round(float(values.mean()), 4),
+                                  "sd": round(float(values.std(ddof=1)), 4) if values.size > 1
+                                  else None,
+                                  "min": round(float(values.min()), 4),
+                                  "max": round(float(values.max()), 4)}
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['false_word_rate_by_level']}), word accuracy {r['word_accuracy']:.3f}")
     if args.json:
         doc = {**results_json.finish(info), "levels_dbfs": LEVELS_DBFS, "seconds": SECONDS,
-               "results": results}
+               "configurations": configurations(results), "results": results}
         print(f"wrote {results_json.write(args.json, doc)}")
     return 0
 
