@@ -11,13 +11,17 @@ For each preset folder given (from ``zoo finetune speech_commands ... --classes 
 
 Presets whose folder names differ only by a ``_s<seed>`` suffix (``speech35_silence_s0``,
 ``speech35_silence_s1``, ...) are runs of one configuration: ``configurations`` in the JSON
-gives their mean, standard deviation and range.
+gives their mean, standard deviation and range; runs of one name with different schedules
+(``--epochs`` / ``--patience``) are kept apart.
 
-Writes docs/results/eval_speech_silence.json with ``--json``.
+Writes docs/results/eval_speech_silence.json with ``--json``. Training a 35-word model takes
+most of an hour on two cores, so seeds are often trained in different sittings: ``--merge``
+keeps the results already in that file for presets not given now (each result records when,
+by which command and on which CPU it was measured).
 
 Usage:
     python scripts/eval_speech_silence.py /work/datasets/speech_commands \
-        /work/runs/speech35_words_s0 /work/runs/speech35_silence_s0 ... --json
+        /work/runs/speech35_words_s0 /work/runs/speech35_silence_s0 ... --json [--merge]
 """
 
 from __future__ import annotations
@@ -105,18 +109,30 @@ def _training(preset: Path) -> dict:
             "patience": options.get("patience"), "train_seconds": metrics.get("wall_seconds")}
 
 
+def _schedule(run: dict) -> tuple:
+    return run.get("max_epochs"), run.get("patience")
+
+
 def configurations(results: dict[str, dict]) -> dict[str, dict]:
-    """Runs grouped by folder name less its ``_s<seed>`` suffix: mean, sd and range."""
-    groups: dict[str, list[dict]] = {}
+    """Runs grouped by folder name less its ``_s<seed>`` suffix and by schedule: mean, sd, range.
+
+    A name trained under one schedule keeps its name; a name trained under several gets each
+    schedule as a suffix (``speech35_words, <= 15 epochs``), so runs of different lengths are
+    never averaged together.
+    """
+    groups: dict[tuple, list[dict]] = {}
     for name, r in results.items():
-        groups.setdefault(SEED_SUFFIX.sub("", name), []).append(r)
+        groups.setdefault((SEED_SUFFIX.sub("", name), *_schedule(r)), []).append(r)
+    schedules: dict[str, int] = {}
+    for base, *_ in groups:
+        schedules[base] = schedules.get(base, 0) + 1
     summary = {}
-    for name, runs in groups.items():
+    for (base, max_epochs, patience), runs in groups.items():
+        name = base if schedules[base] == 1 else f"{base}, <= {max_epochs} epochs"
         summary[name] = {"runs": len(runs), "seeds": [r.get("seed") for r in runs],
                          "classes": runs[0]["classes"],
                          "has_silence_class": runs[0]["has_silence_class"],
-                         "max_epochs": runs[0].get("max_epochs"),
-                         "patience": runs[0].get("patience")}
+                         "max_epochs": max_epochs, "patience": patience}
         for key in ("word_accuracy", "false_word_rate"):
             values = np.array([r[key] for r in runs], np.float64)
             summary[name][key] = {"mean": round(float(values.mean()), 4),
@@ -127,22 +143,41 @@ def configurations(results: dict[str, dict]) -> dict[str, dict]:
     return summary
 
 
+def merged(earlier: dict[str, dict], now: dict[str, dict]) -> dict[str, dict]:
+    """Earlier results for presets not evaluated now, then this run's (which win)."""
+    return {**{k: v for k, v in earlier.items() if k not in now}, **now}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the Speech Commands-layout dataset")
     parser.add_argument("presets", type=Path, nargs="+", help="preset folders to compare")
     parser.add_argument("--json", nargs="?", type=Path, const=results_json.default_path(__file__),
                         help="write docs/results/eval_speech_silence.json (or this path)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --json: keep that file's results for presets not given now")
     args = parser.parse_args(argv)
+    if args.merge and not args.json:
+        parser.error("--merge needs --json")
+    for preset in args.presets:
+        if not (preset / "config.json").is_file():
+            parser.error(f"{preset}: not a preset folder (no config.json)")
     info = results_json.run_info(__file__, argv)
     noise = noise_clips(args.data)
+    measured = {"date": info["date"], "command": info["command"], "cpu": info["machine"]["cpu"]}
     results = {}
     for preset in args.presets:
-        results[preset.name] = evaluate(preset, args.data, noise)
+        results[preset.name] = {**evaluate(preset, args.data, noise), "measured": measured}
         r = results[preset.name]
         print(f"{preset.name}: false words {r['false_word_rate']:.3f} "
               f"({r['false_word_rate_by_level']}), word accuracy {r['word_accuracy']:.3f}")
     if args.json:
+        if args.merge and args.json.is_file():
+            earlier = json.loads(args.json.read_text(encoding="utf-8"))
+            then = {"date": earlier.get("date"), "command": earlier.get("command"),
+                    "cpu": earlier.get("machine", {}).get("cpu")}
+            results = merged({k: {"measured": then, **v}
+                              for k, v in earlier.get("results", {}).items()}, results)
         doc = {**results_json.finish(info), "levels_dbfs": LEVELS_DBFS, "seconds": SECONDS,
                "configurations": configurations(results), "results": results}
         print(f"wrote {results_json.write(args.json, doc)}")

@@ -430,13 +430,37 @@ def speech_silence(data: dict) -> str:
     for name, r in data["results"].items():
         levels = r["false_word_rate_by_level"]
         rows.append([f"`{name}`", str(r["classes"]), "yes" if r["has_silence_class"] else "no",
-                     fmt(r["false_word_rate"], 3), *(fmt(levels[k], 2) for k in levels),
-                     fmt(r["word_accuracy"], 3)])
+                     _schedule(r), fmt(r["false_word_rate"], 3),
+                     *(fmt(levels[k], 2) for k in levels), fmt(r["word_accuracy"], 3)])
     some = next(iter(data["results"].values()))
-    return markdown_table(["model", "classes", "silence class",
+    return markdown_table(["model", "classes", "silence class", "training",
                            f"false words ({some['noise_clips']} noise-only clips)",
                            *(f"at {k}" for k in some["false_word_rate_by_level"]),
                            f"word accuracy ({some['word_clips']} test words)"], rows)
+
+
+def _schedule(r: dict) -> str:
+    if r.get("max_epochs") is None:
+        return "?"
+    seed = f", seed {r['seed']}" if r.get("seed") is not None else ""
+    return f"<= {r['max_epochs']} epochs, patience {r['patience']}{seed}"
+
+
+def _spread(stat: dict, digits: int) -> str:
+    if stat["sd"] is None:
+        return fmt(stat["mean"], digits)
+    return (f"{fmt(stat['mean'], digits)} ± {fmt(stat['sd'], digits)} "
+            f"({fmt(stat['min'], digits)}-{fmt(stat['max'], digits)})")
+
+
+def speech_silence_configurations(data: dict) -> str:
+    """docs/results.md, speech: each configuration over its seeds (mean ± sd, range)."""
+    rows = [[f"`{name}`", "yes" if c["has_silence_class"] else "no",
+             f"<= {c['max_epochs']} epochs, patience {c['patience']}", str(c["runs"]),
+             _spread(c["false_word_rate"], 3), _spread(c["word_accuracy"], 3)]
+            for name, c in data["configurations"].items()]
+    return markdown_table(["configuration", "silence class", "training", "seeds",
+                           "false words (noise-only clips)", "word accuracy (test words)"], rows)
 
 
 def _query(q: dict, digits: int, strong: bool = False) -> str:
@@ -795,6 +819,8 @@ TABLES: list[Table] = [
     Table("results.md", "distill_probe", ("distill_samplecnn.json",), distill_probe),
     Table("results.md", "siamese", ("train_siamese.json",), siamese),
     Table("results.md", "hear_eval", ("eval_hear.json",), hear_eval),
+    Table("results.md", "speech_silence_configurations", ("eval_speech_silence.json",),
+          speech_silence_configurations),
     Table("results.md", "speech_silence", ("eval_speech_silence.json",), speech_silence),
 ]
 
