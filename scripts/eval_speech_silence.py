@@ -129,7 +129,7 @@ def configurations(results: dict[str, dict]) -> dict[str, dict]:
     summary = {}
     for (base, max_epochs, patience), runs in groups.items():
         name = base if schedules[base] == 1 else f"{base}, <= {max_epochs} epochs"
-        summary[name] = {"runs": len(runs), "seeds": [r.get("seed") for r in runs],
+        summary[name] = {"name": base, "runs": len(runs), "seeds": [r.get("seed") for r in runs],
                          "classes": runs[0]["classes"],
                          "has_silence_class": runs[0]["has_silence_class"],
                          "max_epochs": max_epochs, "patience": patience}

@@ -431,12 +431,18 @@ def speech_silence(data: dict) -> str:
         levels = r["false_word_rate_by_level"]
         rows.append([f"`{name}`", str(r["classes"]), "yes" if r["has_silence_class"] else "no",
                      _schedule(r), fmt(r["false_word_rate"], 3),
-                     *(fmt(levels[k], 2) for k in levels), fmt(r["word_accuracy"], 3)])
+                     *(fmt(levels[k], 2) for k in levels), fmt(r["word_accuracy"], 3),
+                     _measured(r)])
     some = next(iter(data["results"].values()))
     return markdown_table(["model", "classes", "silence class", "training",
                            f"false words ({some['noise_clips']} noise-only clips)",
                            *(f"at {k}" for k in some["false_word_rate_by_level"]),
-                           f"word accuracy ({some['word_clips']} test words)"], rows)
+                           f"word accuracy ({some['word_clips']} test words)", "measured"], rows)
+
+
+def _measured(r: dict) -> str:
+    measured = r.get("measured") or {}
+    return ", ".join(str(v) for v in (measured.get("date"), measured.get("cpu")) if v) or "?"
 
 
 def _schedule(r: dict) -> str:
@@ -455,7 +461,7 @@ def _spread(stat: dict, digits: int) -> str:
 
 def speech_silence_configurations(data: dict) -> str:
     """docs/results.md, speech: each configuration over its seeds (mean ± sd, range)."""
-    rows = [[f"`{name}`", "yes" if c["has_silence_class"] else "no",
+    rows = [[f"`{c.get('name', name)}`", "yes" if c["has_silence_class"] else "no",
              f"<= {c['max_epochs']} epochs, patience {c['patience']}", str(c["runs"]),
              _spread(c["false_word_rate"], 3), _spread(c["word_accuracy"], 3)]
             for name, c in data["configurations"].items()]
