@@ -147,3 +147,23 @@ def test_a_preset_saved_with_its_application_keeps_it(word_model, tmp_path):
     assert loaded.zoo_preset.application == word_model.zoo_preset.application
     replaced = dataclasses.replace(loaded.zoo_preset, application=Application())
     assert replaced.to_dict().get("application") is None
+
+
+def test_the_last_second_of_a_recording_is_not_left_out_by_a_short_patch_preset():
+    # 101-frame patches (1.01 s, as `zoo finetune speech_commands` makes): 8 regular patches
+    # cover 8.08 s of 9 s; the 0.92 s left over gets one end-aligned patch.
+    prep = dataclasses.replace(speech_config().preprocessing, patch_frames=101)
+    config = dataclasses.replace(speech_config(short_clips="centre"), preprocessing=prep)
+    grid = preset_grid(config)
+    starts = grid.start_frames(9 * SR)
+    assert len(starts) == 9 and starts[-1] + grid.patch_frames == grid.n_frames(9 * SR)
+    # the exported graph makes the same windows
+    _, graph_starts, _ = graph_patch_windows(tf.constant(tone(9.0)[None]), grid)
+    assert graph_starts.numpy().tolist() == starts
+
+
+@pytest.mark.parametrize("name", ["musicnn_msd", "vgg_msd", "samplecnn_msd_distilled"])
+def test_long_patch_presets_keep_the_one_second_tail_rule(name):
+    config = get_preset(name)
+    prep = config.preprocessing
+    assert preset_grid(config).min_tail_frames == np.ceil(prep.sample_rate / prep.hop_length)

@@ -31,6 +31,9 @@ from zoo.presets import PresetConfig
 
 DEFAULT_BATCH_SIZE = 8  # as fast as larger batches on 2 cores, and bounds peak memory
 MIN_TAIL_SECONDS = 1.0  # a shorter remainder is not worth a mostly-overlapping extra patch
+# ... unless patches are short (a 1 s keyword model): then a third of a patch is enough, so a word
+# in the last second of a recording is not left out. Patches of 3 s and longer keep the 1 s rule.
+MIN_TAIL_PATCH_FRACTION = 1 / 3
 _STREAM_BLOCK_PATCHES = 8  # decode this many patch hops of audio per read
 
 AudioInput = str | os.PathLike | bytes | np.ndarray
@@ -254,8 +257,15 @@ def patch_grid(prep, hop_seconds: float, tail: str = "end",
     return PatchGrid(n_fft=prep.n_fft, hop_length=prep.hop_length,
                      patch_frames=prep.patch_frames, hop_frames=hop_frames,
                      pad_mode=prep.pad_mode, tail=tail,
-                     min_tail_frames=math.ceil(MIN_TAIL_SECONDS * frames_per_second),
+                     min_tail_frames=min_tail_frames(prep.patch_frames, frames_per_second),
                      short_clips=short_clips)
+
+
+def min_tail_frames(patch_frames: int, frames_per_second: float) -> int:
+    """Uncovered frames at the end of a recording that earn it one more, end-aligned patch:
+    `MIN_TAIL_SECONDS`, or a third of a patch when that is shorter."""
+    return min(math.ceil(MIN_TAIL_SECONDS * frames_per_second),
+               math.ceil(patch_frames * MIN_TAIL_PATCH_FRACTION - 1e-9))
 
 
 def stream_blocks(source: AudioInput, config: PresetConfig, grid: PatchGrid,
@@ -390,8 +400,8 @@ def tag(
         source_sr: sample rate of an array input (resampled to the model's rate).
         batch_size: patches per model call.
         tail: ``"end"`` adds a last patch aligned with the end of the audio when the regular
-            patches leave out 1 s or more; ``"drop"`` ignores that remainder like the original
-            musicnn.
+            patches leave out 1 s or more (a third of a patch, for patches shorter than 3 s);
+            ``"drop"`` ignores that remainder like the original musicnn.
             Audio shorter than one patch fills it by the preset's rule (tiled for musicnn,
             centred in silence for a speech model: ``Taggram.repeat_padded``).
         precision: ``"float32"`` (default: exact) or ``"bfloat16"`` (about twice as fast on
