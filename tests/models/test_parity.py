@@ -75,6 +75,12 @@ def test_taggram_and_features_match_the_original(path):
         assert err <= FEATURE_RELATIVE_TOLERANCE * scale, f"{name}: {err} (scale {scale})"
 
 
+def _float16_index(logmel):
+    """The float16 mel power behind each log10(10000 x + 1) bin, as an integer step index."""
+    power = (10.0 ** logmel.astype(np.float64) - 1.0) / 1e4
+    return power.astype(np.float16).view(np.int16).astype(np.int64)
+
+
 @pytest.mark.parametrize("path", [p for p in REFERENCES if "MSD_musicnn" in p.name],
                          ids=lambda p: p.name[:-4])
 def test_logmel_front_end_matches_the_original(path):
@@ -89,8 +95,15 @@ def test_logmel_front_end_matches_the_original(path):
         x = layer(x)
     logmel = np.asarray(x)
     assert logmel.shape == ref.shape
-    # float16 quantisation can round a bin the other way when the float32 mel differs by an ulp:
-    # that moves log10(1e4 x + 1) by at most ~1e-3 on a handful of bins.
+    # The mel power is quantised to float16 before log10(10000 x + 1), as in the original: where the
+    # float32 mel sits on a float16 rounding boundary, an ulp of difference (another STFT, BLAS or
+    # backend) rounds it to the neighbouring float16 value. So every bin must either match, or be
+    # exactly one float16 step away (read back through the inverse of the log); such ties are rare
+    # (0.003-0.1 % of bins measured on TensorFlow, JAX and PyTorch; a wrong filter or window moves
+    # nearly every bin).
     diff = np.abs(logmel - ref)
+    tie = diff > 1e-5
+    steps = np.abs(_float16_index(logmel) - _float16_index(ref))
     assert diff.max() <= 2e-3
-    assert np.mean(diff > 1e-5) < 1e-3
+    assert np.all(steps[tie] == 1), f"{int(np.sum(steps[tie] > 1))} bins off by over one step"
+    assert np.mean(tie) < 1e-2
