@@ -155,6 +155,22 @@ def table_markdown(runs: list[dict], hop: float) -> str:
     return "\n".join(lines)
 
 
+def merged(old: dict, new: dict) -> dict:
+    """``new``'s runs added to ``old``'s (a model in both: ``new``'s run), in ``old``'s order.
+
+    Raises:
+        SystemExit: the two were measured on other tracks, seed or protocol.
+    """
+    same = ("set", "tracks", "packages", "seed", "protocol")
+    differ = [k for k in same if old.get(k) != new[k]]
+    if differ:
+        raise SystemExit(f"--merge: the existing results differ in {', '.join(differ)}; "
+                         "run every model again without --merge")
+    fresh = {r["model"]: r for r in new["runs"]}
+    runs = [fresh.pop(r["model"], r) for r in old["runs"]] + list(fresh.values())
+    return {**new, "runs": runs}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="build_music_tracks.py output")
@@ -165,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tracks", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other models' runs already in --json (same set, seed, "
+                             "tracks and protocol); a model run again replaces its own")
     args = parser.parse_args(argv)
+    if args.merge and not args.json:
+        parser.error("--merge needs --json")
 
     tracks = read_tracks(args.data, args.set, args.max_tracks)
     if len(tracks) < 11:
@@ -175,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(tracks)} tracks from {len({t.package for t in tracks})} packages, "
           f"{len({t.style for t in tracks})} styles; excerpts in "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    command = "python scripts/eval_similarity.py " + " ".join(argv or sys.argv[1:])
     runs = []
     for model in args.models:
         with tempfile.TemporaryDirectory() as work:
             run = evaluate_model(model, tracks, audio, args.query_hops, Path(work))
+        run.update(date=time.strftime("%Y-%m-%d"), machine=platform.platform(), command=command)
         runs.append(run)
         print(f"{model}: catalogue {run['catalogue_embed_s']} s, queries "
               f"{run['query_embed_s']} s, index-vs-exact top-10 disagreements "
@@ -189,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         p["tracks"] += 1
     doc = {
         "what": "same-track and style retrieval, 30 s catalogue entries, disjoint 10 s queries",
-        "command": "python scripts/eval_similarity.py " + " ".join(argv or sys.argv[1:]),
+        "command": command,
         "date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
         "set": args.set, "tracks": len(tracks), "packages": packages, "seed": args.seed,
         "protocol": {"entry_s": evaluation.ENTRY_SECONDS, "query_s": evaluation.QUERY_SECONDS,
@@ -197,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                      "conditions": list(evaluation.CONDITIONS)},
         "runs": runs,
     }
+    if args.merge and args.json.exists():
+        doc = merged(json.loads(args.json.read_text(encoding="utf-8")), doc)
+        runs = doc["runs"]
     for hop in args.query_hops:
         print(f"\nquery hop {hop} s\n{table_markdown(runs, hop)}")
     if args.json:

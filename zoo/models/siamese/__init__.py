@@ -5,6 +5,7 @@ its metric-learning losses, a track-aware batch sampler and retrieval metrics.
 - `losses`: `TripletLoss` (batch-hard / semi-hard / batch-all) and `NTXentLoss`.
 - `samplers`: `TrackBatchSampler` (P tracks x K excerpts, spaced in time).
 - `retrieval`: same-track recall@k and style precision@k.
+- `whitening`: a head fitted without labels (`fit_whitening`, `set_whitening_head`).
 - `training`: stage 1, the head on cached frozen-encoder embeddings (imports on use).
 """
 
@@ -18,6 +19,8 @@ from zoo.models.siamese.model import (
 )
 from zoo.models.siamese.retrieval import retrieval_metrics
 from zoo.models.siamese.samplers import TrackBatchSampler
+from zoo.models.siamese.whitening import Whitening, fit_whitening, set_whitening_head
 
 __all__ = ["PROJECTION", "L2Normalize", "NTXentLoss", "TrackBatchSampler", "TripletLoss",
-           "build_projection_head", "build_siamese", "retrieval_metrics", "siamese_features"]
+           "Whitening", "build_projection_head", "build_siamese", "fit_whitening",
+           "retrieval_metrics", "set_whitening_head", "siamese_features"]

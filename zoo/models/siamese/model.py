@@ -23,6 +23,7 @@ from zoo.models.musicnn.inference import VIEW_BACKENDS, musicnn_inference_view
 from zoo.models.registry import Architecture, get_architecture, register
 
 PROJECTION = "projection"
+FEATURE_NORMALIZE = "feature_normalize"
 DEFAULT_ENCODER = {"architecture": "musicnn", "config": {"n_mels": 96, "n_frames": 187},
                    "feature": "penultimate"}
 
@@ -61,7 +62,7 @@ def projection_dense_name(i: int) -> str:
 
 
 def apply_projection(x, projection_units: Sequence[int] = (256, 128), activation: str = "relu",
-                     dropout: float = 0.0):
+                     dropout: float = 0.0, normalize_feature: bool = False):
     """The projection head on an embedding tensor: dense layers (``activation`` on all but the
     last, which is linear), then `L2Normalize` named ``"projection"``.
 
@@ -70,8 +71,13 @@ def apply_projection(x, projection_units: Sequence[int] = (256, 128), activation
         projection_units: widths of the dense layers; empty: normalise ``x`` itself.
         activation: of the hidden dense layers.
         dropout: rate before every dense layer (training only).
+        normalize_feature: scale ``x`` to unit length first (`L2Normalize` named
+            ``"feature_normalize"``): a head fitted on unit vectors, such as a whitening map,
+            needs its input as it was fitted.
     """
     units = [int(u) for u in projection_units]
+    if normalize_feature:
+        x = L2Normalize(name=FEATURE_NORMALIZE)(x)
     for i, width in enumerate(units):
         if dropout:
             x = layers.Dropout(dropout, name=f"projection_dropout_{i}")(x)
@@ -83,6 +89,7 @@ def apply_projection(x, projection_units: Sequence[int] = (256, 128), activation
 
 def build_projection_head(input_dim: int, projection_units: Sequence[int] = (256, 128),
                           activation: str = "relu", dropout: float = 0.0,
+                          normalize_feature: bool = False,
                           name: str = "projection_head") -> keras.Model:
     """The head alone, on cached encoder embeddings; its layer names equal those in
     `build_siamese`, so trained weights copy over by name
@@ -93,8 +100,8 @@ def build_projection_head(input_dim: int, projection_units: Sequence[int] = (256
         (None, 128)
     """
     inputs = keras.Input((input_dim,), name="embedding")
-    return keras.Model(inputs, apply_projection(inputs, projection_units, activation, dropout),
-                       name=name)
+    out = apply_projection(inputs, projection_units, activation, dropout, normalize_feature)
+    return keras.Model(inputs, out, name=name)
 
 
 def _encoder_parts(encoder: dict[str, Any]):
@@ -110,8 +117,8 @@ def _encoder_parts(encoder: dict[str, Any]):
 
 def build_siamese(encoder: dict[str, Any] | None = None,
                   projection_units: Sequence[int] = (256, 128), activation: str = "relu",
-                  dropout: float = 0.0, n_tags: int = 0, include_top: bool = True,
-                  name: str = "siamese") -> keras.Model:
+                  dropout: float = 0.0, normalize_feature: bool = False, n_tags: int = 0,
+                  include_top: bool = True, name: str = "siamese") -> keras.Model:
     """One Siamese branch on log-mel input: encoder -> projection head -> unit vector.
 
     Args:
@@ -121,6 +128,8 @@ def build_siamese(encoder: dict[str, Any] | None = None,
         projection_units: widths of the head's dense layers (the last is the output size).
         activation: of the hidden dense layers.
         dropout: before every dense layer of the head.
+        normalize_feature: scale the encoder feature to unit length before the head (a head
+            fitted on unit vectors, e.g. the PCA whitening of ``musicnn_msd_whitened``).
         n_tags: ignored (a similarity model has no tags); accepted so that the preset pipeline
             can build it like the taggers.
         include_top: ignored: the output is always the unit-length projection.
@@ -143,7 +152,7 @@ def build_siamese(encoder: dict[str, Any] | None = None,
     x = inner.get_layer(features[feature]).output
     if len(x.shape) > 2:
         x = layers.Flatten(name="encoder_flatten")(x)
-    out = apply_projection(x, projection_units, activation, dropout)
+    out = apply_projection(x, projection_units, activation, dropout, normalize_feature)
     return keras.Model(inner.input, out, name=name)
 
 

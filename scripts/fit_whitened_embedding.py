@@ -1,0 +1,204 @@
+"""Fit the ``musicnn_msd_whitened`` search preset: musicnn_msd's time-pooled features, whitened.
+
+The preset is a ``siamese``-architecture graph (one branch: encoder -> head -> unit vector) whose
+encoder is ``musicnn_msd`` unchanged, read at its ``mean_pool`` tap (753-d: the front-end and
+mid-end maps averaged over each 3 s patch), and whose head is a single linear map fitted
+**without labels**: unit-normalise, centre, rotate onto the top ``--dims`` principal
+components, scale each to unit variance (PCA whitening), unit-normalise again. Whitening
+spreads the directions every patch of music shares (loudness, broad spectral tilt), which a
+plain cosine is dominated by, so the directions that tell recordings apart count
+(`scripts/experiment_similarity_features.py` measured the features and maps; the preset's
+numbers come from `scripts/eval_similarity.py`).
+
+The map is fitted on every 3 s patch (hop 3 s, as `zoo index` embeds) of the ``train`` set of
+``music_tracks`` (the seven packages the Siamese presets were trained on), never on the
+``heldout`` packages the evaluation uses. The fit is exact linear algebra (numpy ``eigh``), so
+the same tracks give the same weights.
+
+Usage:
+    python scripts/fit_whitened_embedding.py --data /work/datasets/music_tracks \\
+        --cache /work/runs/whitened_train_mean_pool.npz \\
+        --json docs/results/fit_whitened_embedding.json
+writes ``weights/musicnn_msd_whitened.json`` and ``.weights.h5`` (``--out`` to write elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from eval_similarity import read_tracks  # noqa: E402
+
+from zoo.models.siamese.whitening import Whitening, fit_whitening, set_whitening_head  # noqa: E402
+
+ENCODER_PRESET = "musicnn_msd"
+FEATURE = "mean_pool"
+PRESET = "musicnn_msd_whitened"
+HOP_SECONDS = 3.0
+CHECK_SECONDS = 30.0
+
+
+def train_features(data: Path, cache: Path | None) -> tuple[np.ndarray, list[str], list[str]]:
+    """``mean_pool`` of every patch of every train track (cached as ``.npz``)."""
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            return z["x"], list(z["tracks"]), list(z["packages"])
+    import zoo
+
+    model = zoo.load(ENCODER_PRESET, features=True)
+    tracks = read_tracks(data, "train")
+    parts, started = [], time.perf_counter()
+    for i, track in enumerate(tracks):
+        feats = zoo.extract(track.path, model=model, hop_seconds=HOP_SECONDS)
+        parts.append(np.asarray(feats[FEATURE], np.float32))
+        if (i + 1) % 20 == 0 or i + 1 == len(tracks):
+            took = time.perf_counter() - started
+            print(f"{i + 1}/{len(tracks)} tracks, {sum(map(len, parts))} patches, {took:.0f} s, "
+                  f"ETA {took / (i + 1) * (len(tracks) - i - 1):.0f} s", file=sys.stderr)
+    x = np.concatenate(parts)
+    names = [t.track for t, p in zip(tracks, parts, strict=True) for _ in range(len(p))]
+    packages = [t.package for t, p in zip(tracks, parts, strict=True) for _ in range(len(p))]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=x, tracks=np.asarray(names), packages=np.asarray(packages))
+    return x, names, packages
+
+
+def preset_config(k: int, n_tracks: int, n_patches: int, packages: list[str]):
+    import zoo
+    from zoo.presets import PresetConfig, WeightsRef
+
+    encoder = zoo.get_preset(ENCODER_PRESET)
+    return PresetConfig(
+        name=PRESET,
+        description=("Similarity embedding: musicnn_msd's time-pooled mean_pool features with "
+                     "a PCA-whitening map fitted without labels on held-apart music; "
+                     f"{k}-d unit vectors"),
+        architecture="siamese",
+        architecture_config={
+            "encoder": {"architecture": encoder.architecture,
+                        "config": dict(encoder.architecture_config), "feature": FEATURE},
+            "projection_units": [k], "activation": "linear", "dropout": 0.0,
+            "normalize_feature": True},
+        preprocessing=encoder.preprocessing,
+        tags=(),
+        weights=WeightsRef(file=f"{PRESET}.weights.h5", sha256=None, hub=None),
+        license="ISC",
+        source={
+            "encoder_preset": ENCODER_PRESET,
+            "encoder": f"feature `{FEATURE}` (753-d), weights musicnn_msd's, unchanged",
+            "training": (f"no training: one linear map, PCA whitening to {k} dimensions of the "
+                         f"unit-normalised features of {n_patches} patches (3 s hop) of "
+                         f"{n_tracks} full tracks, then unit length; no labels used"),
+            "trained_by": "scripts/fit_whitened_embedding.py",
+            "dataset": ("music_tracks, set=train: the 7 Debian game-music packages "
+                        + ", ".join(sorted(set(packages)))),
+            "validation": "docs/results/fit_whitened_embedding.json",
+            "paper": ("Pons & Serra, 'musicnn: pre-trained convolutional neural networks for "
+                      "music audio tagging', ISMIR 2019 late-breaking/demo (encoder)"),
+            "copyright": "Music Technology Group, Universitat Pompeu Fabra (2019) (encoder)",
+            "license_file": "LICENSE.musicnn",
+            "license_notes": ("the encoder weights are musicnn's (ISC); the whitening map, "
+                              "fitted here, is released under the same ISC terms"),
+            "evaluated_by": "scripts/eval_similarity.py",
+        },
+        metrics={},
+    )
+
+
+def build_weights(config, whitening: Whitening, path: Path) -> None:
+    """The encoder's weights copied by name, the head set to the whitening map, saved."""
+    import zoo
+    from zoo.models.classifier import copy_weights_by_name
+    from zoo.models.loading import load_backbone
+    from zoo.models.pipeline import build_backbone
+
+    backbone = build_backbone(config)
+    copied = copy_weights_by_name(load_backbone(zoo.get_preset(ENCODER_PRESET)), backbone)
+    if len(copied) < 10:
+        raise RuntimeError(f"encoder weights did not transfer: {copied}")
+    set_whitening_head(backbone, whitening)
+    tmp = path.with_name(f"tmp-{path.name}")
+    backbone.save_weights(tmp)
+    tmp.replace(path)
+
+
+def check(config, whitening: Whitening, track: Path) -> float:
+    """Largest difference between the written preset's output (loaded from its files, sha256
+    verified) and the numpy map applied to musicnn_msd's own ``mean_pool``, on one track's
+    first 30 s."""
+    import zoo
+    from zoo import audio
+
+    x = audio.load(str(track), sr=16000, duration=CHECK_SECONDS)
+    got = zoo.extract(x, model=zoo.load(config, features=True), source_sr=16000)["projection"]
+    want = whitening(zoo.extract(x, model=ENCODER_PRESET, source_sr=16000)[FEATURE])
+    return float(np.abs(got - want).max())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="build_music_tracks.py output")
+    parser.add_argument("--dims", type=int, default=256, help="whitened dimensions")
+    parser.add_argument("--out", type=Path, default=ROOT / "weights",
+                        help="folder for <preset>.json and <preset>.weights.h5")
+    parser.add_argument("--cache", type=Path, default=None, help="feature cache (.npz)")
+    parser.add_argument("--json", type=Path, default=None, help="write a fit summary here")
+    args = parser.parse_args(argv)
+
+    from zoo.hub import file_sha256
+
+    started = time.perf_counter()
+    x, names, packages = train_features(args.data, args.cache)
+    if not 0 < args.dims <= x.shape[1]:
+        parser.error(f"--dims must be in 1..{x.shape[1]}")
+    whitening = fit_whitening(x, args.dims)
+    config = preset_config(args.dims, len(set(names)), len(x), packages)
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights = args.out / config.weights.file
+    json_path = args.out / f"{PRESET}.json"
+    old = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
+    json_path.unlink(missing_ok=True)  # not loadable until rewritten with the new sha256
+    build_weights(config, whitening, weights)
+    sha = file_sha256(weights)
+    # eval_similarity.py's numbers stay only if the fit gave the very same weights.
+    metrics = old.get("metrics", {}) if old.get("weights", {}).get("sha256") == sha else {}
+    config = dataclasses.replace(config, metrics=metrics, weights=dataclasses.replace(
+        config.weights, sha256=sha))
+    json_path.write_text(config.to_json(), encoding="utf-8")
+    if not metrics:
+        print(f"{json_path}: no metrics yet: run scripts/eval_similarity.py --models {PRESET}",
+              file=sys.stderr)
+    first = read_tracks(args.data, "train")[0].path
+    err = check(dataclasses.replace(config, root=str(args.out.resolve())), whitening, first)
+    if err > 1e-4:
+        raise SystemExit(f"the written preset differs from the fitted map by {err:.2e}")
+    summary = {
+        "script": "scripts/fit_whitened_embedding.py", "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.platform(), "preset": PRESET, "feature": FEATURE,
+        "dims": args.dims, "tracks": len(set(names)), "patches": int(len(x)),
+        "packages": sorted(set(packages)), "variance_kept": round(whitening.variance_kept, 4),
+        "condition_number_kept": round(float(whitening.variances[0]
+                                             / whitening.variances[args.dims - 1]), 1),
+        "max_abs_diff_preset_vs_numpy": err, "weights_sha256": config.weights.sha256,
+        "seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
