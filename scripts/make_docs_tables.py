@@ -227,6 +227,51 @@ def similarity_heldout(data: dict, query_hop: float = 3.0) -> str:
     return markdown_table(header, rows)
 
 
+def whitening_dims(data: dict) -> str:
+    """docs/search.md: fold-mean same-track metrics of each whitening size (train packages only)."""
+    selection = data["dims_selection"]
+    rows = []
+    for dims, m in selection["mean"].items():
+        label = "raw `mean_pool` (no map)" if dims == "raw" else f"whitened to {dims}-d"
+        chosen = dims == str(selection["chosen"])
+        rows.append([bold(label, chosen), bold(fmt(m["recall@1"], 3), chosen),
+                     fmt(m["recall@10"], 3), fmt(m["MR1"], 2)])
+    header = [f"map ({len(selection['folds'])} folds, 2 of {len(data['packages'])} train "
+              "packages held out)", "fold-mean R@1", "R@10", "MR1"]
+    return markdown_table(header, rows)
+
+
+SIMILARITY_FEATURE_ROWS = (
+    ("penultimate", "raw"), ("penultimate", "whiten128[train]"),
+    ("penultimate", "whiten256[train]"), ("mean_pool", "raw"), ("mean_pool", "centre[train]"),
+    ("mean_pool", "whiten64[train]"), ("mean_pool", "whiten128[train]"),
+    ("mean_pool", "whiten256[train]"), ("mean_pool", "whiten256[catalogue]"),
+    ("max_pool", "whiten256[train]"), ("std_pool", "whiten256[train]"),
+    ("mean_pool+std_pool", "whiten256[train]"), ("mean_pool+max_pool+std_pool", "whiten256[train]"),
+    ("tags", "raw"), ("tags", "whiten64[train]"))
+
+
+def similarity_features(data: dict) -> str:
+    """docs/search.md: the feature and linear-map experiment, segment search at query hop 3 s."""
+    by = {}
+    for r in data["results"]:
+        by.setdefault((r["model"], r["feature"], r["map"], r["method"]), {})[r["condition"]] = r
+    rows = []
+    for model in dict.fromkeys(r["model"] for r in data["results"]):
+        for feature, label in SIMILARITY_FEATURE_ROWS:
+            seg = by.get((model, feature, label, "segment"))
+            if seg is None:
+                continue
+            file = by[(model, feature, label, "file")]
+            worst = min(seg[c]["recall@1"] for c in seg if c != "clean")
+            rows.append([model, f"`{feature}`", label, fmt(seg["clean"]["recall@1"], 3),
+                         fmt(worst, 3), fmt(seg["clean"]["style_p@5"], 3),
+                         fmt(file["clean"]["recall@1"], 3)])
+    header = ["model", "feature", "map (fitted on)", "segment R@1", "worst degraded R@1",
+              "style P@5", "file R@1"]
+    return markdown_table(header, rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared cell formats
 
@@ -814,6 +859,9 @@ TABLES: list[Table] = [
           finetune_resources),
     Table("scale.md", "scale_pipeline", ("bench_pipeline.json",), pipeline_scale),
     Table("search.md", "similarity_heldout", ("similarity_heldout.json",), similarity_heldout),
+    Table("search.md", "whitening_dims", ("fit_whitened_embedding.json",), whitening_dims),
+    Table("search.md", "similarity_features", ("experiment_similarity_features.json",),
+          similarity_features),
     Table("parity.md", "parity", ("parity.json",), parity),
     Table("results.md", "which_backbone", FINETUNE_ALL, which_backbone),
     Table("results.md", "baselines", FINETUNE_ALL, baselines),

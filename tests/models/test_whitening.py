@@ -99,7 +99,7 @@ def test_shipped_preset_is_musicnn_msd_mean_pool_whitened():
     assert config.preprocessing == get_preset("musicnn_msd").preprocessing
     dims = config.architecture_config["projection_units"][0]
     model = zoo.load(PRESET, features=True)
-    kernel, bias = model.get_layer(projection_dense_name(0)).get_weights()
+    kernel, bias = model.zoo_backbone.get_layer(projection_dense_name(0)).get_weights()
     feats = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model=model)
     base = zoo.extract(CLIPS / "real_rock_hedgewars.flac", model="musicnn_msd")
     np.testing.assert_allclose(feats["mean_pool"], base["mean_pool"], atol=1e-4)

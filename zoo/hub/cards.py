@@ -23,8 +23,11 @@ ARCHITECTURE_NOTES = {
         "One branch of a Siamese network: an encoder (a zoo backbone up to one of its feature "
         "taps) and a projection head (dense layers, the last linear) ending in an L2 "
         "normalisation, so the output (`projection`) is a unit vector per patch and the dot "
-        "product of two outputs is their cosine similarity. Trained with a metric-learning loss "
-        "on batches of P tracks x K excerpts (`zoo.models.siamese`). No tags."
+        "product of two outputs is their cosine similarity. The head is trained with a "
+        "metric-learning loss on batches of P tracks x K excerpts (`zoo.models.siamese`), or, "
+        "with `normalize_feature`, may be a linear map fitted without labels on unit-normalised "
+        "features (PCA whitening, `zoo.models.siamese.whitening`): the card's Training line "
+        "says which. No tags."
     ),
     "samplecnn": (
         "sampleCNN (Lee, Park, Kim & Nam, 2017), on the raw waveform: a strided conv of 3 "

@@ -21,7 +21,7 @@ import numpy as np
 
 from zoo.errors import AudioError, PresetError
 
-DEFAULT_MODEL = "siamese_musicnn_msd_sources"
+DEFAULT_MODEL = "musicnn_msd_whitened"
 """The default model of `zoo index`: the preset that found the same track best on music from
 packages no model was trained on (docs/search.md)."""
 

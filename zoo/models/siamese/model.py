@@ -12,6 +12,8 @@ so pretrained encoder weights copy over by name and its feature taps still work.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,10 +158,25 @@ def build_siamese(encoder: dict[str, Any] | None = None,
     return keras.Model(inner.input, out, name=name)
 
 
+@functools.lru_cache(maxsize=16)
+def _layers_up_to(encoder_json: str) -> frozenset[str]:
+    """Names of the encoder layers that its chosen feature is computed from (itself included)."""
+    arch, config, features, feature = _encoder_parts(json.loads(encoder_json))
+    inner = arch.build(**config, n_tags=1, include_top=True, name="encoder_probe")
+    upstream = keras.Model(inner.input, inner.get_layer(features[feature]).output)
+    return frozenset(layer.name for layer in upstream.layers)
+
+
 def siamese_features(config: dict[str, Any]) -> tuple[dict[str, str], str]:
     """Feature taps of a siamese model: the encoder's plus ``"projection"`` (the unit-length
-    output), which is also its embedding."""
-    _, _, features, _ = _encoder_parts(config.get("encoder") or DEFAULT_ENCODER)
+    output), which is also its embedding. An encoder read at an earlier tap than its own
+    embedding (e.g. musicnn's ``mean_pool``) has only the taps that tap is computed from: the
+    later layers are not part of the model."""
+    encoder = config.get("encoder") or DEFAULT_ENCODER
+    arch, _, features, feature = _encoder_parts(encoder)
+    if feature != arch.embedding:
+        kept = _layers_up_to(json.dumps(encoder, sort_keys=True))
+        features = {name: layer for name, layer in features.items() if layer in kept}
     features[PROJECTION] = PROJECTION
     return features, PROJECTION
 
