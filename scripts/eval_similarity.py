@@ -25,6 +25,9 @@ Usage:
     python scripts/eval_similarity.py --data /work/datasets/music_tracks --set heldout \\
         --models musicnn_msd musicnn_mtt siamese_musicnn_msd \\
         --json docs/results/similarity_heldout.json
+    # one more model, keeping the other models' runs:
+    python scripts/eval_similarity.py --data /work/datasets/music_tracks --set heldout \\
+        --models musicnn_msd_whitened --json docs/results/similarity_heldout.json --merge
 """
 
 from __future__ import annotations

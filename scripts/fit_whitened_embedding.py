@@ -26,7 +26,11 @@ Usage:
     python scripts/fit_whitened_embedding.py --data /work/datasets/music_tracks \\
         --cache /work/runs/whitened_train_mean_pool.npz \\
         --json docs/results/fit_whitened_embedding.json
-writes ``weights/musicnn_msd_whitened.json`` and ``.weights.h5`` (``--out`` to write elsewhere).
+writes ``weights/musicnn_msd_whitened.json`` and ``.weights.h5`` (``--out`` to write elsewhere);
+then ``scripts/eval_similarity.py --models musicnn_msd_whitened --json
+docs/results/similarity_heldout.json --merge`` measures it, and the same command again with
+``--metrics-from docs/results/similarity_heldout.json`` puts those numbers on its card (the fit
+is deterministic: the same weights, sha256 and all).
 """
 
 from __future__ import annotations
