@@ -72,6 +72,9 @@ CONDITIONS = evaluation.CONDITIONS  # clean, gain-6dB, noise30dB, mp3-32k
 PRESET = "siamese_musicnn_msd_sources"
 ENCODER_PRESET = "musicnn_msd"
 ENCODER_FEATURE = "penultimate"
+# Encoder taps a head can be trained on: the 200-d penultimate layer (what siamese_musicnn_msd
+# and _sources use) or the 753-d time-pooled front-end + mid-end maps (musicnn_msd_whitened's).
+FEATURES = ("penultimate", "mean_pool")
 TRAIN_PACKAGES = ("wesnoth-1.16-music", "0ad-data", "warzone2100-music", "nexuiz-music",
                   "hedgewars-data", "drascula-music", "pingus-data")
 SR = 16000
@@ -82,7 +85,7 @@ CATALOGUE_HOP = 3.0
 QUERY_HOPS = (1.0, 3.0)
 EVAL_MP3_KBPS = 32
 METHODS = ("file", "segment")
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the tap is part of the key; arrays named *_feat
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,10 +168,11 @@ def make_folds(packages: Sequence[str]) -> list[tuple[str, ...]]:
 
 
 class Encoder:
-    """musicnn_msd with two outputs, ``penultimate`` and ``tags``, through zoo's inference
-    graph: `excerpt` patches an array like `zoo.extract`; `windows` embeds given patches."""
+    """musicnn_msd with two outputs, one feature tap (``penultimate`` or ``mean_pool``) and
+    ``tags``, through zoo's inference graph: `excerpt` patches an array like `zoo.extract`;
+    `windows` embeds given patches."""
 
-    def __init__(self) -> None:
+    def __init__(self, feature: str = ENCODER_FEATURE) -> None:
         import keras
         import tensorflow as tf
 
@@ -179,8 +183,10 @@ class Encoder:
         base = zoo.load(ENCODER_PRESET)
         config, backbone = base.zoo_preset, base.zoo_backbone
         taps, _ = get_architecture(config.architecture).taps(config.architecture_config)
+        if feature not in FEATURES:
+            raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
         view = keras.Model(backbone.input, {
-            "penultimate": backbone.get_layer(taps[ENCODER_FEATURE]).output,
+            "feature": backbone.get_layer(taps[feature]).output,
             "tags": backbone.output}, name="encoder_view")
         model = wrap_waveform(config, view, name="musicnn_msd_two_taps")
         model.zoo_preset, model.zoo_backbone = config, backbone
@@ -211,12 +217,12 @@ class Encoder:
         return {**self.windows(windows), "times": times.astype(np.float32)}
 
     def windows(self, w: np.ndarray, batch: int = 8) -> dict[str, np.ndarray]:
-        pen, tags = [], []
+        feat, tags = [], []
         for i in range(0, len(w), batch):
             out = self._fn(np.ascontiguousarray(w[i:i + batch], np.float32))
-            pen.append(out["penultimate"].numpy())
+            feat.append(out["feature"].numpy())
             tags.append(out["tags"].numpy())
-        return {"pen": np.concatenate(pen), "tags": np.concatenate(tags)}
+        return {"feat": np.concatenate(feat), "tags": np.concatenate(tags)}
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,7 @@ class CacheSpec:
     protocol_seed: int = 0
     cache_seed: int = 0
     chain_p: float = 0.5
+    feature: str = ENCODER_FEATURE  # the encoder tap cached (and fed to the head)
 
     def key(self, weights_sha: str, track: Track, audio_sha: str) -> str:
         payload = {**dataclasses.asdict(self), "version": CACHE_VERSION, "weights": weights_sha,
@@ -314,7 +321,7 @@ def embed_track(encoder: Encoder, data: Path, track: Track, spec: CacheSpec) -> 
     embedded = encoder.windows(np.concatenate([w for _, w in parts]), batch=16)
     pos = 0
     for name, w in parts:
-        out[f"{name}_pen"] = embedded["pen"][pos:pos + len(w)]
+        out[f"{name}_feat"] = embedded["feat"][pos:pos + len(w)]
         out[f"{name}_tags"] = embedded["tags"][pos:pos + len(w)]
         pos += len(w)
     out.update(train_times=np.concatenate(starts).astype(np.float32),
@@ -341,7 +348,7 @@ def build_cache(data: Path, tracks: list[Track], spec: CacheSpec, cache_dir: Pat
                     entries[track.key] = {k: cached[k] for k in cached.files}
                     continue
         if encoder is None:
-            encoder = Encoder()
+            encoder = Encoder(spec.feature)
         t0 = time.perf_counter()
         entry = embed_track(encoder, data, track, spec)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -405,17 +412,17 @@ class FoldEval:
         self.names = ["cat"] + [f"q_{c}_h{h:g}" for c in CONDITIONS for h in QUERY_HOPS]
         blocks, self.counts = [], {}
         for name in self.names:
-            rows = [entries[t.key][f"{name}_pen"] for t in tracks]
+            rows = [entries[t.key][f"{name}_feat"] for t in tracks]
             self.counts[name] = [len(r) for r in rows]
             blocks.extend(rows)
-        self.pen = np.concatenate(blocks).astype(np.float32)
+        self.feat = np.concatenate(blocks).astype(np.float32)
         blocks = []
         for name in self.names:
             blocks.extend(entries[t.key][f"{name}_tags"] for t in tracks)
         self.tags = np.concatenate(blocks).astype(np.float32)
 
     def metrics(self, z: np.ndarray) -> dict[str, float]:
-        """``z``: the projection of ``self.pen`` (rows in the same order)."""
+        """``z``: the projection of ``self.feat`` (rows in the same order)."""
         split, pos = {}, 0
         for name in self.names:
             parts = []
@@ -457,12 +464,18 @@ class HeadConfig:
 
     Attributes:
         units: dense widths (the last is the output, linear); e.g. (128,) or (512, 128).
-        init: ``"random"`` (Glorot) or ``"pca"`` (linear heads: the training rows' principal
-            axes, centred by the bias: the head starts as centred PCA of the encoder's space).
+        init: ``"random"`` (Glorot), ``"pca"`` (linear heads: the training rows' principal
+            axes, centred by the bias: the head starts as centred PCA of the encoder's space)
+            or ``"whiten"`` (linear heads on a normalised feature: PCA whitening of the
+            training tracks' clean patches, `zoo.models.siamese.whitening.fit_whitening`; the
+            head starts as musicnn_msd_whitened's map, refitted on the fold's packages).
+        normalize_feature: scale the encoder feature to unit length before the head (needed
+            by ``"whiten"``).
         track_loss: ``"ntxent"`` (temperature ``tau``) or ``"triplet"`` (batch-hard, ``margin``).
         distill: weight of the teacher-similarity KL between different tracks (0: off).
-        teacher: ``"penultimate"`` or ``"taggram"``: the track-level (clean mean) vector whose
-            cosine the student's similarities follow.
+        teacher: ``"penultimate"`` (the encoder feature the head is trained on, whichever tap
+            it is) or ``"taggram"``: the track-level (clean mean) vector whose cosine the
+            student's similarities follow.
         tau_teacher: temperature on the row-standardised teacher cosines; tau_student: on
             the student cosines.
         package: weight of the supervised-contrastive package term (0: off); tau_package.
@@ -476,6 +489,7 @@ class HeadConfig:
     units: tuple[int, ...] = (128,)
     activation: str = "relu"
     init: str = "random"
+    normalize_feature: bool = False
     track_loss: str = "ntxent"
     tau: float = 0.1
     margin: float = 0.2
@@ -540,6 +554,25 @@ CONFIGS = [
                teacher="taggram", package=0.5),
 ]
 
+# Heads on the whitened `mean_pool` (musicnn_msd_whitened's space): each starts as the fold's
+# own whitening map (epoch 0 is that map untrained) and is fine-tuned at a small learning rate.
+MEAN_POOL_CONFIGS = [
+    HeadConfig(f"w192+{name}", units=(192,), activation="linear", init="whiten",
+               normalize_feature=True, lr=lr, **kw)
+    for name, lr, kw in [
+        ("track_ntxent", 1e-4, {}),
+        ("track_ntxent_lr3e-4", 3e-4, {}),
+        ("distill_tag_1", 1e-4, {"distill": 1.0, "teacher": "taggram"}),
+        ("k8_file1+distill_tag_1", 1e-4, {"k": 8, "p": 16, "file_term": 1.0, "distill": 1.0,
+                                          "teacher": "taggram"}),
+        ("k8_file1+distill_tag_1_lr3e-4", 3e-4, {"k": 8, "p": 16, "file_term": 1.0,
+                                                 "distill": 1.0, "teacher": "taggram"}),
+        ("package_0.5", 1e-4, {"package": 0.5}),
+        ("distill_feat_1", 1e-4, {"distill": 1.0}),
+    ]
+]
+CONFIGS_BY_FEATURE = {"penultimate": CONFIGS, "mean_pool": MEAN_POOL_CONFIGS}
+
 
 @dataclass
 class TrainingRows:
@@ -549,6 +582,7 @@ class TrainingRows:
     track: np.ndarray  # int codes
     package: np.ndarray  # int codes
     time: np.ndarray
+    clean: np.ndarray  # bool: catalogue and view-0 patches
     teacher: dict[str, np.ndarray] = field(default_factory=dict)  # per-row unit vectors
 
 
@@ -556,22 +590,24 @@ def training_rows(entries: dict[str, dict[str, np.ndarray]], tracks: list[Track]
                   ) -> TrainingRows:
     """Catalogue patches (clean, [0, 30)) + cached training views of every track; teachers are
     track-level: the normalised mean over the track's clean patches."""
-    xs, tr, pk, tm = [], [], [], []
+    xs, tr, pk, tm, cl = [], [], [], [], []
     teach: dict[str, list[np.ndarray]] = {"penultimate": [], "taggram": []}
     packages = sorted({t.package for t in tracks})
     for i, t in enumerate(tracks):
         e = entries[t.key]
-        x = np.concatenate([e["cat_pen"], e["train_pen"]])
-        clean = np.concatenate([np.ones(len(e["cat_pen"]), bool), e["train_views"] == 0])
+        x = np.concatenate([e["cat_feat"], e["train_feat"]])
+        clean = np.concatenate([np.ones(len(e["cat_feat"]), bool), e["train_views"] == 0])
         tags = np.concatenate([e["cat_tags"], e["train_tags"]])
         xs.append(x)
         tr.append(np.full(len(x), i, np.int32))
         pk.append(np.full(len(x), packages.index(t.package), np.int32))
         tm.append(np.concatenate([e["cat_times"], e["train_times"]]))
+        cl.append(clean)
         teach["penultimate"].append(np.repeat(unit(x[clean].mean(0))[None], len(x), 0))
         teach["taggram"].append(np.repeat(unit(tags[clean].mean(0))[None], len(x), 0))
     return TrainingRows(np.concatenate(xs).astype(np.float32), np.concatenate(tr),
                         np.concatenate(pk), np.concatenate(tm).astype(np.float64),
+                        np.concatenate(cl),
                         {k: np.concatenate(v).astype(np.float32) for k, v in teach.items()})
 
 
@@ -582,8 +618,14 @@ def build_head(config: HeadConfig, rows: TrainingRows, seed: int):
 
     keras.utils.set_random_seed(seed)
     model = build_projection_head(rows.x.shape[1], config.units, config.activation,
-                                  config.dropout)
-    if config.init == "pca":
+                                  config.dropout, config.normalize_feature)
+    if config.init == "whiten":
+        from zoo.models.siamese.whitening import fit_whitening, set_whitening_head
+
+        if len(config.units) != 1 or not config.normalize_feature:
+            raise ValueError("init 'whiten' is for linear heads on a normalised feature")
+        set_whitening_head(model, fit_whitening(rows.x[rows.clean], config.units[0]))
+    elif config.init == "pca":
         if len(config.units) != 1:
             raise ValueError("init 'pca' is for linear heads")
         mean = rows.x.mean(axis=0)
@@ -718,24 +760,39 @@ def train_head(config: HeadConfig, rows: TrainingRows, seed: int, epochs: int,
 EVAL_EPOCHS = (0, 1, 2, 4, 8, 15, 25, 40, 60, 80, 120)
 
 
-def baseline_projections() -> dict[str, Callable[[FoldEval], np.ndarray]]:
-    """Fixed embeddings compared on the same folds."""
+def baseline_name(feature: str) -> str:
+    """The results key of the untrained encoder feature (the baseline every head must beat)."""
+    return f"musicnn_msd_{feature}"
+
+
+def baseline_projections(feature: str
+                         ) -> dict[str, Callable[[FoldEval, TrainingRows], np.ndarray]]:
+    """Embeddings without a trained head, compared on the same folds: ``fn(fold's evaluation
+    patches, fold's training rows)``."""
     import zoo
     from zoo.models.siamese.model import projection_dense_name
+    from zoo.models.siamese.whitening import fit_whitening
 
-    old = zoo.load("siamese_musicnn_msd").zoo_backbone.get_layer(projection_dense_name(0))
-    kernel, bias = old.get_weights()
-    return {
-        "musicnn_msd_penultimate": lambda ev: ev.pen,
-        "musicnn_msd_taggram": lambda ev: ev.tags,
-        # Trained on tracks of these same seven packages: not a held-out number.
-        "siamese_musicnn_msd_not_heldout": lambda ev: unit(ev.pen @ kernel + bias),
+    out: dict[str, Callable[[FoldEval, TrainingRows], np.ndarray]] = {
+        baseline_name(feature): lambda ev, rows: ev.feat,
+        "musicnn_msd_taggram": lambda ev, rows: ev.tags,
     }
+    if feature == "penultimate":
+        old = zoo.load("siamese_musicnn_msd").zoo_backbone.get_layer(projection_dense_name(0))
+        kernel, bias = old.get_weights()
+        # Trained on tracks of these same seven packages: not a held-out number.
+        out["siamese_musicnn_msd_not_heldout"] = lambda ev, rows: unit(ev.feat @ kernel + bias)
+    else:
+        # musicnn_msd_whitened's recipe, refitted on the fold's own training packages.
+        out[f"{baseline_name(feature)}_whitened192"] = (
+            lambda ev, rows: fit_whitening(rows.x[rows.clean], 192)(ev.feat))
+    return out
 
 
 def run_search(entries, tracks: list[Track], configs: list[HeadConfig], results: dict,
                seeds: Sequence[int], save: Callable[[], None],
-               eval_epochs: Sequence[int] = EVAL_EPOCHS, rerun: bool = False) -> None:
+               eval_epochs: Sequence[int] = EVAL_EPOCHS, rerun: bool = False,
+               feature: str = ENCODER_FEATURE) -> None:
     """Train every config on every fold (and seed), evaluate at ``eval_epochs``; a config's
     fold metrics are the mean over its seeds, its score the mean over folds."""
     packages = sorted({t.package for t in tracks}, key=TRAIN_PACKAGES.index)
@@ -746,8 +803,8 @@ def run_search(entries, tracks: list[Track], configs: list[HeadConfig], results:
     rows = [training_rows(entries, [t for t in tracks if t.package not in f]) for f in folds]
     if "baselines" not in results:
         results["baselines"] = {}
-        for name, fn in baseline_projections().items():
-            per_fold = [ev.metrics(fn(ev)) for ev in evals]
+        for name, fn in baseline_projections(feature).items():
+            per_fold = [ev.metrics(fn(ev, r)) for ev, r in zip(evals, rows, strict=True)]
             mean = mean_metrics(per_fold)
             results["baselines"][name] = {"folds": per_fold, "mean": mean,
                                           "score": selection_score(mean)}
@@ -764,7 +821,7 @@ def run_search(entries, tracks: list[Track], configs: list[HeadConfig], results:
         for seed in seeds:
             for f, (ev, fold_rows) in enumerate(zip(evals, rows, strict=True)):
                 def on_epoch(epoch, model, ev=ev, f=f, sink=per_epoch):
-                    sink[epoch][f].append(ev.metrics(project(model, ev.pen)))
+                    sink[epoch][f].append(ev.metrics(project(model, ev.feat)))
 
                 _, history = train_head(config, fold_rows, seed, max(eval_epochs), on_epoch,
                                         eval_epochs)
@@ -806,7 +863,7 @@ def docs_summary(results: dict) -> dict:
     """A compact copy of the results for the repo: every config's per-epoch scores and, at its
     best epoch, the mean and per-fold metrics; baselines per fold; metrics as value lists in
     the order of ``metric_names`` (loss curves and non-best epochs' metrics left out)."""
-    names = sorted(results["baselines"]["musicnn_msd_penultimate"]["mean"])
+    names = sorted(results["baselines"][baseline_name(results["feature"])]["mean"])
 
     def values(m: dict) -> list:
         return [round(float(m[k]), 4) for k in names]
@@ -848,13 +905,21 @@ def summary_line(mean: dict[str, float]) -> str:
 # The final preset
 
 
-def preset_config(config: HeadConfig, tracks: list[Track], chosen: dict, baseline: dict):
+def preset_config(config: HeadConfig, tracks: list[Track], chosen: dict, baseline: dict,
+                  name: str = PRESET, feature: str = ENCODER_FEATURE,
+                  validation: str = "docs/results/siamese_sources_validation.json"):
     import zoo
     from zoo.presets import PresetConfig, WeightsRef
 
     encoder_config = zoo.get_preset(ENCODER_PRESET)
     encoder = {"architecture": encoder_config.architecture,
-               "config": dict(encoder_config.architecture_config), "feature": ENCODER_FEATURE}
+               "config": dict(encoder_config.architecture_config), "feature": feature}
+    head = {"projection_units": list(config.units), "activation": config.activation,
+            "dropout": 0.0}
+    if config.normalize_feature:
+        head["normalize_feature"] = True
+    init = {"whiten": "PCA whitening of the training patches (musicnn_msd_whitened's map)"
+            }.get(config.init, config.init)
     licences = {}
     for t in tracks:
         licences.setdefault(t.package, t.licence)
@@ -871,24 +936,23 @@ def preset_config(config: HeadConfig, tracks: list[Track], chosen: dict, baselin
     keys = [f"{m}/{c}/h{h:g}/{k}" for m in METHODS for c in CONDITIONS for h in QUERY_HOPS
             for k in ("recall@1", "recall@10", "mAP", "MR1", "style_p@5", "style_p@10")]
     return PresetConfig(
-        name=PRESET,
+        name=name,
         description=("Siamese similarity embedding: musicnn_msd (frozen) + a projection head "
                      "trained on clean and degraded views (same track = similar"
                      + (", with a style-keeping term" if config.distill or config.package else "")
                      + f"), selected on held-out packages; {config.units[-1]}-d unit vectors"),
         architecture="siamese",
-        architecture_config={"encoder": encoder, "projection_units": list(config.units),
-                             "activation": config.activation, "dropout": 0.0},
+        architecture_config={"encoder": encoder, **head},
         preprocessing=encoder_config.preprocessing,
         tags=(),
         weights=WeightsRef(file="model.weights.h5", sha256=None, hub=None),
         license="ISC",
         source={
             "encoder_preset": ENCODER_PRESET,
-            "encoder": f"feature `{ENCODER_FEATURE}`, frozen: its weights are musicnn_msd's, "
+            "encoder": f"feature `{feature}`, frozen: its weights are musicnn_msd's, "
                        "unchanged",
             "training": (f"projection head only ({config.name}: " + " + ".join(terms)
-                         + f"), init {config.init}, batches of {config.p} tracks x {config.k} "
+                         + f"), init {init}, batches of {config.p} tracks x {config.k} "
                          f"patches >= {config.min_gap:g} s apart from a clean view and "
                          "degraded views (zoo.audio.degrade.random_chain: speed, EQ, gain, "
                          f"noise, MP3), {chosen['epoch']} epochs (chosen by the mean over "
@@ -896,7 +960,7 @@ def preset_config(config: HeadConfig, tracks: list[Track], chosen: dict, baselin
             "trained_by": "scripts/train_siamese_sources.py",
             "dataset": (f"music_tracks, set=train: {len(tracks)} full tracks of the 7 Debian "
                         "game-music packages " + ", ".join(sorted(licences))),
-            "validation": "docs/results/siamese_sources_validation.json",
+            "validation": validation,
             "paper": ("Pons & Serra, 'musicnn: pre-trained convolutional neural networks for "
                       "music audio tagging', ISMIR 2019 late-breaking/demo (encoder)"),
             "copyright": "Music Technology Group, Universitat Pompeu Fabra (2019) (encoder)",
@@ -913,11 +977,12 @@ def preset_config(config: HeadConfig, tracks: list[Track], chosen: dict, baselin
                      "mean over 7 folds, each holding out 2 of the 7 training packages "
                      "(catalogue [0, 30) s at 3 s hop, 10 s query from [35, end - 10] s at 1 s "
                      f"or 3 s hop; degraded: gain -6 dB, white noise 30 dB SNR, MP3 "
-                     f"{EVAL_MP3_KBPS} kbps); baseline = musicnn_msd penultimate")},
+                     f"{EVAL_MP3_KBPS} kbps); baseline = musicnn_msd {feature}")},
     )
 
 
-def write_preset(model, config: HeadConfig, tracks, chosen, baseline, directory: Path) -> Path:
+def write_preset(model, config: HeadConfig, tracks, chosen, baseline, directory: Path,
+                 **naming: str) -> Path:
     """Write the preset directory in `zoo.save_preset`'s layout (config.json, model.weights.h5,
     README.md, LICENSE.musicnn). save_preset itself checks a tag layer, which a similarity
     model does not have, so the files are written here the same way."""
@@ -931,7 +996,7 @@ def write_preset(model, config: HeadConfig, tracks, chosen, baseline, directory:
     from zoo.models.pipeline import build_backbone
     from zoo.presets import WeightsRef, shipped_dir
 
-    preset = preset_config(config, tracks, chosen, baseline)
+    preset = preset_config(config, tracks, chosen, baseline, **naming)
     backbone = build_backbone(preset)
     copied = copy_weights_by_name(load_backbone(zoo.get_preset(ENCODER_PRESET)), backbone)
     copied_head = copy_weights_by_name(model, backbone)
@@ -952,7 +1017,8 @@ def write_preset(model, config: HeadConfig, tracks, chosen, baseline, directory:
     return directory
 
 
-def check_preset(directory: Path, model, data: Path, track: Track) -> float:
+def check_preset(directory: Path, model, data: Path, track: Track,
+                 feature: str = ENCODER_FEATURE) -> float:
     """Largest difference between the saved preset's ``projection`` and the trained head on the
     cached encoder features of one (training) track's first 30 s."""
     import zoo
@@ -960,7 +1026,7 @@ def check_preset(directory: Path, model, data: Path, track: Track) -> float:
 
     x = audio.load(str(data / track.path), sr=SR, duration=CATALOGUE_SECONDS)
     feats = zoo.extract(x, model=str(directory), source_sr=SR)
-    ref = zoo.extract(x, model=ENCODER_PRESET, source_sr=SR)[ENCODER_FEATURE]
+    ref = zoo.extract(x, model=ENCODER_PRESET, source_sr=SR)[feature]
     head = project(model, ref)
     norms = np.linalg.norm(feats["projection"], axis=1)
     if not np.allclose(norms, 1.0, atol=1e-4):
@@ -1000,16 +1066,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs-copy", type=Path,
                         help="also write a summary of results.json here (the repo keeps it in "
                         "docs/results/siamese_sources_validation.json)")
+    parser.add_argument("--feature", choices=FEATURES, default=ENCODER_FEATURE,
+                        help="encoder tap the head is trained on (mean_pool: the whitened-"
+                        "feature heads, MEAN_POOL_CONFIGS)")
+    parser.add_argument("--preset-name", default=PRESET, help="name of the final preset")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     tracks = read_tracks(args.data)
     spec = CacheSpec(views=args.views, clean_patches=args.clean_patches,
-                     aug_patches=args.aug_patches)
+                     aug_patches=args.aug_patches, feature=args.feature)
     t0 = time.perf_counter()
     entries = build_cache(args.data, tracks, spec, args.out / "cache" / "tracks")
     cache_seconds = time.perf_counter() - t0
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if results.get("feature", args.feature) != args.feature:
+        raise SystemExit(f"{results_path} holds heads on {results['feature']!r}, not "
+                         f"{args.feature!r}: use another --out")
+    results["feature"] = args.feature
     results.setdefault("timings", {})
     if cache_seconds > 60:
         results["timings"]["cache_build_seconds"] = cache_seconds
@@ -1039,17 +1113,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "cache":
         return 0
     if args.stage in ("search", "all"):
-        configs = [c for c in CONFIGS if not args.configs or c.name in args.configs]
+        configs = [c for c in CONFIGS_BY_FEATURE[args.feature]
+                   if not args.configs or c.name in args.configs]
         if args.p:
             configs = [dataclasses.replace(c, p=args.p) for c in configs]
         t0 = time.perf_counter()
         run_search(entries, tracks, configs, results, args.seeds, save, tuple(args.eval_epochs),
-                   args.rerun)
+                   args.rerun, args.feature)
         results["timings"]["last_search_seconds"] = time.perf_counter() - t0
         results["timings"]["all_configs_search_seconds"] = sum(
             c["seconds"] for c in results["configs"].values())
-        base = results["baselines"]["musicnn_msd_penultimate"]["mean"]
-        print(f"musicnn_msd: {summary_line(base)}", file=sys.stderr)
+        for name, b in results["baselines"].items():
+            print(f"{name}: {summary_line(b['mean'])} score {b['score']:.4f}",
+                  file=sys.stderr)
         for name, cfg in results["configs"].items():
             m = cfg["epochs"][str(cfg["best_epoch"])]["mean"]
             print(f"{name} @{cfg['best_epoch']}: {summary_line(m)} score "
@@ -1067,9 +1143,12 @@ def main(argv: list[str] | None = None) -> int:
         model, history = train_head(config, rows, args.seed, epoch)
         train_seconds = time.perf_counter() - t0
         directory = args.preset_dir or args.out / "preset"
-        baseline = results["baselines"]["musicnn_msd_penultimate"]["mean"]
-        write_preset(model, config, tracks, chosen, baseline, directory)
-        diff = check_preset(directory, model, args.data, tracks[0])
+        baseline = results["baselines"][baseline_name(args.feature)]["mean"]
+        naming = {"name": args.preset_name, "feature": args.feature}
+        if args.docs_copy:
+            naming["validation"] = str(args.docs_copy)
+        write_preset(model, config, tracks, chosen, baseline, directory, **naming)
+        diff = check_preset(directory, model, args.data, tracks[0], args.feature)
         results["chosen"] = {"config": name, "epoch": epoch, "score": chosen["score"],
                              "mean": chosen["mean"], "preset": str(directory),
                              "final_training_seconds": train_seconds,

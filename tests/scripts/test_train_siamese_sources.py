@@ -95,3 +95,64 @@ def test_selection_score_weights_recall_and_style_equally():
     m = {f"{meth}/{c}/h1/recall@1": 0.8 for meth in T.METHODS for c in T.CONDITIONS}
     m.update({f"{meth}/clean/h1/style_p@5": 0.4 for meth in T.METHODS})
     assert T.selection_score(m) == pytest.approx(0.6)
+
+
+def _rows(n_tracks: int = 6, per_track: int = 10, dim: int = 24, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_tracks, dim))
+    x = np.concatenate([c + 0.3 * rng.normal(size=(per_track, dim)) for c in centres])
+    track = np.repeat(np.arange(n_tracks), per_track).astype(np.int32)
+    clean = np.tile(np.arange(per_track) < per_track // 2, n_tracks)
+    teacher = np.repeat(T.unit(centres), per_track, axis=0).astype(np.float32)
+    return T.TrainingRows(x.astype(np.float32), track, track % 2,
+                          np.tile(np.arange(per_track) * 4.0, n_tracks), clean,
+                          {"penultimate": teacher, "taggram": teacher})
+
+
+def test_whiten_init_starts_as_the_whitening_of_the_clean_rows():
+    from zoo.models.siamese.whitening import fit_whitening
+
+    rows = _rows()
+    config = T.HeadConfig("w", units=(8,), activation="linear", init="whiten",
+                          normalize_feature=True)
+    head = T.build_head(config, rows, seed=0)
+    want = fit_whitening(rows.x[rows.clean], 8)(rows.x)
+    np.testing.assert_allclose(T.project(head, rows.x), want, atol=1e-4)
+    # Fitted on the clean rows only: all rows give another map.
+    other = fit_whitening(rows.x, 8)(rows.x)
+    assert np.abs(other - want).max() > 1e-2
+    with pytest.raises(ValueError, match="normalised feature"):
+        T.build_head(T.HeadConfig("bad", units=(8,), init="whiten"), rows, seed=0)
+
+
+def test_mean_pool_heads_all_start_from_whitening_and_fine_tune():
+    assert T.MEAN_POOL_CONFIGS and len({c.name for c in T.MEAN_POOL_CONFIGS}) == len(
+        T.MEAN_POOL_CONFIGS)
+    for c in T.MEAN_POOL_CONFIGS:
+        assert c.init == "whiten" and c.normalize_feature and len(c.units) == 1
+    rows = _rows()
+    config = T.HeadConfig("w", units=(8,), activation="linear", init="whiten",
+                          normalize_feature=True, p=4, k=2, min_gap=3.0, passes=1)
+    start = T.project(T.build_head(config, rows, seed=0), rows.x)
+    model, history = T.train_head(config, rows, seed=0, epochs=2)
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+    assert np.abs(T.project(model, rows.x) - start).max() > 1e-4
+
+
+def test_preset_config_of_a_mean_pool_head_builds():
+    from zoo.models.pipeline import build_backbone
+
+    config = T.MEAN_POOL_CONFIGS[0]
+    tracks = [T.Track(path="audio/0ad-data/a.wav", package="0ad-data", style="0ad-data",
+                      track="a", duration=60.0, licence="CC-BY-SA-3.0")]
+    keys = [f"{m}/{c}/h{h:g}/{k}" for m in T.METHODS for c in T.CONDITIONS
+            for h in T.QUERY_HOPS
+            for k in ("recall@1", "recall@10", "mAP", "MR1", "style_p@5", "style_p@10")]
+    metrics = dict.fromkeys(keys, 0.5)
+    preset = T.preset_config(config, tracks, {"mean": metrics, "epoch": 4}, metrics,
+                             name="test_head", feature="mean_pool", validation="v.json")
+    arch = preset.architecture_config
+    assert arch["encoder"]["feature"] == "mean_pool" and arch["normalize_feature"] is True
+    assert preset.name == "test_head" and preset.source["validation"] == "v.json"
+    backbone = build_backbone(preset)
+    assert backbone.output_shape[-1] == config.units[0]
