@@ -129,7 +129,7 @@ def test_mean_pool_heads_all_start_from_whitening_and_fine_tune():
     assert T.MEAN_POOL_CONFIGS and len({c.name for c in T.MEAN_POOL_CONFIGS}) == len(
         T.MEAN_POOL_CONFIGS)
     for c in T.MEAN_POOL_CONFIGS:
-        assert c.init == "whiten" and c.normalize_feature and len(c.units) == 1
+        assert c.init == "whiten" and c.normalize_feature and c.units[0] == 192
     rows = _rows()
     config = T.HeadConfig("w", units=(8,), activation="linear", init="whiten",
                           normalize_feature=True, p=4, k=2, min_gap=3.0, passes=1)
@@ -156,3 +156,25 @@ def test_preset_config_of_a_mean_pool_head_builds():
     assert preset.name == "test_head" and preset.source["validation"] == "v.json"
     backbone = build_backbone(preset)
     assert backbone.output_shape[-1] == config.units[0]
+
+
+def test_whiten_then_identity_layer_starts_equal_and_keeps_the_map_frozen():
+    from zoo.models.siamese.model import projection_dense_name
+
+    rows = _rows()
+    one = T.HeadConfig("w", units=(8,), activation="linear", init="whiten",
+                       normalize_feature=True)
+    two = T.HeadConfig("w2", units=(8, 8), activation="linear", init="whiten",
+                       normalize_feature=True, frozen_layers=1, p=4, k=2, passes=1)
+    np.testing.assert_allclose(T.project(T.build_head(two, rows, 0), rows.x),
+                               T.project(T.build_head(one, rows, 0), rows.x), atol=1e-5)
+    start = T.build_head(two, rows, 0).get_layer(projection_dense_name(0)).get_weights()
+    model, _ = T.train_head(two, rows, seed=0, epochs=2)
+    for got, want in zip(model.get_layer(projection_dense_name(0)).get_weights(), start,
+                         strict=True):
+        np.testing.assert_array_equal(got, want)
+    eye = model.get_layer(projection_dense_name(1)).get_weights()[0]
+    assert np.abs(eye - np.eye(8)).max() > 1e-4
+    with pytest.raises(ValueError, match="dims, dims"):
+        T.build_head(T.HeadConfig("bad", units=(8, 4), init="whiten",
+                                  normalize_feature=True), rows, seed=0)
