@@ -272,6 +272,27 @@ def similarity_features(data: dict) -> str:
     return markdown_table(header, rows)
 
 
+def siamese_head_folds(data: dict) -> str:
+    """docs/search.md: heads on one musicnn tap, fold means (2 of the 7 train packages held
+    out), segment search, query hop 3 s; trained heads at their best epoch."""
+    names = data["metric_names"]
+
+    def cells(values: list) -> list[str]:
+        m = dict(zip(names, values, strict=True))
+        worst = min(m[f"segment/{c}/h3/recall@1"] for c in ("gain-6dB", "noise30dB", "mp3-32k"))
+        return [fmt(m["segment/clean/h3/recall@1"], 3), fmt(worst, 3),
+                fmt(m["segment/clean/h3/style_p@5"], 3), fmt(m["file/clean/h3/recall@1"], 3)]
+
+    rows = [[f"`{name}`", "none (no training)", "", *cells(b["mean"]), fmt(b["score"], 4)]
+            for name, b in data["baselines"].items()]
+    for name, cfg in data["configs"].items():
+        rows.append([f"`{name}`", f"epoch {cfg['best_epoch']}", str(len(cfg["seeds"])),
+                     *cells(cfg["best"]["mean"]), fmt(cfg["best_score"], 4)])
+    header = ["head", "training (best epoch)", "seeds", "segment R@1", "worst degraded R@1",
+              "package P@5", "file R@1", "selection score"]
+    return markdown_table(header, rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared cell formats
 
@@ -862,6 +883,8 @@ TABLES: list[Table] = [
     Table("search.md", "whitening_dims", ("fit_whitened_embedding.json",), whitening_dims),
     Table("search.md", "similarity_features", ("experiment_similarity_features.json",),
           similarity_features),
+    Table("search.md", "siamese_meanpool_folds", ("siamese_meanpool_validation.json",),
+          siamese_head_folds),
     Table("parity.md", "parity", ("parity.json",), parity),
     Table("results.md", "which_backbone", FINETUNE_ALL, which_backbone),
     Table("results.md", "baselines", FINETUNE_ALL, baselines),

@@ -42,6 +42,10 @@ the final test set and are not opened, embedded or used for any choice here.
 Usage:
     nice -n 10 python scripts/train_siamese_sources.py --data /work/datasets/music_tracks \
         --out /work/runs/siamese_sources [--stage cache|search|final|all]
+    # heads on the whitened mean_pool (musicnn_msd_whitened's space) instead of penultimate:
+    nice -n 10 python scripts/train_siamese_sources.py --data /work/datasets/music_tracks \
+        --out /work/runs/siamese_meanpool --feature mean_pool \
+        --docs-copy docs/results/siamese_meanpool_validation.json
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ ENCODER_FEATURE = "penultimate"
 # Encoder taps a head can be trained on: the 200-d penultimate layer (what siamese_musicnn_msd
 # and _sources use) or the 753-d time-pooled front-end + mid-end maps (musicnn_msd_whitened's).
 FEATURES = ("penultimate", "mean_pool")
+# The final preset's name by tap (not shipped unless it wins on scripts/eval_similarity.py).
+PRESET_BY_FEATURE = {"penultimate": PRESET, "mean_pool": "siamese_musicnn_msd_whitened"}
 TRAIN_PACKAGES = ("wesnoth-1.16-music", "0ad-data", "warzone2100-music", "nexuiz-music",
                   "hedgewars-data", "drascula-music", "pingus-data")
 SR = 16000
@@ -1106,7 +1112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feature", choices=FEATURES, default=ENCODER_FEATURE,
                         help="encoder tap the head is trained on (mean_pool: the whitened-"
                         "feature heads, MEAN_POOL_CONFIGS)")
-    parser.add_argument("--preset-name", default=PRESET, help="name of the final preset")
+    parser.add_argument("--preset-name", help="name of the final preset (default: "
+                        + ", ".join(f"{v} on {k}" for k, v in PRESET_BY_FEATURE.items()) + ")")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     tracks = read_tracks(args.data)
@@ -1181,7 +1188,8 @@ def main(argv: list[str] | None = None) -> int:
         train_seconds = time.perf_counter() - t0
         directory = args.preset_dir or args.out / "preset"
         baseline = results["baselines"][baseline_name(args.feature)]["mean"]
-        naming = {"name": args.preset_name, "feature": args.feature}
+        naming = {"name": args.preset_name or PRESET_BY_FEATURE[args.feature],
+                  "feature": args.feature}
         if args.docs_copy:
             naming["validation"] = str(args.docs_copy)
         write_preset(model, config, tracks, chosen, baseline, directory, **naming)
