@@ -885,6 +885,8 @@ TABLES: list[Table] = [
           similarity_features),
     Table("search.md", "siamese_meanpool_folds", ("siamese_meanpool_validation.json",),
           siamese_head_folds),
+    Table("search.md", "similarity_trained_head", ("similarity_heldout_trained_head.json",),
+          similarity_heldout),
     Table("parity.md", "parity", ("parity.json",), parity),
     Table("results.md", "which_backbone", FINETUNE_ALL, which_backbone),
     Table("results.md", "baselines", FINETUNE_ALL, baselines),
