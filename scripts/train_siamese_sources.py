@@ -565,7 +565,7 @@ CONFIGS = [
 ]
 
 # Heads on the whitened `mean_pool` (musicnn_msd_whitened's space): each starts as the fold's
-# own whitening map (epoch 0 is that map untrained) and is fine-tuned at a small learning rate.
+# own whitening map (epoch 0 is that map untrained) and is then trained, whole or under a layer.
 MEAN_POOL_CONFIGS = [
     HeadConfig(f"w192+{name}", units=(192,), activation="linear", init="whiten",
                normalize_feature=True, lr=lr, **kw)
