@@ -1115,6 +1115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset-name", help="name of the final preset (default: "
                         + ", ".join(f"{v} on {k}" for k, v in PRESET_BY_FEATURE.items()) + ")")
     args = parser.parse_args(argv)
+    if not (args.data / "tracks.csv").is_file():
+        parser.error(f"{args.data}: no tracks.csv (build it with "
+                     "scripts/datasets/build_music_tracks.py)")
     started = time.perf_counter()
     tracks = read_tracks(args.data)
     spec = CacheSpec(views=args.views, clean_patches=args.clean_patches,
