@@ -23,6 +23,12 @@ from keras import layers
 from zoo.errors import PresetError
 from zoo.models.musicnn.inference import VIEW_BACKENDS, musicnn_inference_view
 from zoo.models.registry import Architecture, get_architecture, register
+from zoo.models.siamese.descriptors import (
+    JOINED,
+    join_descriptors,
+    parse_descriptors,
+    with_descriptors_view,
+)
 
 PROJECTION = "projection"
 FEATURE_NORMALIZE = "feature_normalize"
@@ -119,7 +125,8 @@ def _encoder_parts(encoder: dict[str, Any]):
 
 def build_siamese(encoder: dict[str, Any] | None = None,
                   projection_units: Sequence[int] = (256, 128), activation: str = "relu",
-                  dropout: float = 0.0, normalize_feature: bool = False, n_tags: int = 0,
+                  dropout: float = 0.0, normalize_feature: bool = False,
+                  descriptors: dict[str, Any] | None = None, n_tags: int = 0,
                   include_top: bool = True, name: str = "siamese") -> keras.Model:
     """One Siamese branch on log-mel input: encoder -> projection head -> unit vector.
 
@@ -132,6 +139,9 @@ def build_siamese(encoder: dict[str, Any] | None = None,
         dropout: before every dense layer of the head.
         normalize_feature: scale the encoder feature to unit length before the head (a head
             fitted on unit vectors, e.g. the PCA whitening of ``musicnn_msd_whitened``).
+        descriptors: join the projection with harmony / rhythm descriptors of the input
+            (`zoo.models.siamese.descriptors`); the output is then the joined unit vector
+            (layer ``"similarity_embedding"``). None: the projection alone.
         n_tags: ignored (a similarity model has no tags); accepted so that the preset pipeline
             can build it like the taggers.
         include_top: ignored: the output is always the unit-length projection.
@@ -155,6 +165,8 @@ def build_siamese(encoder: dict[str, Any] | None = None,
     if len(x.shape) > 2:
         x = layers.Flatten(name="encoder_flatten")(x)
     out = apply_projection(x, projection_units, activation, dropout, normalize_feature)
+    if descriptors:
+        out = join_descriptors(inner.input, out, descriptors)
     return keras.Model(inner.input, out, name=name)
 
 
@@ -171,18 +183,29 @@ def siamese_features(config: dict[str, Any]) -> tuple[dict[str, str], str]:
     """Feature taps of a siamese model: the encoder's plus ``"projection"`` (the unit-length
     output), which is also its embedding. An encoder read at an earlier tap than its own
     embedding (e.g. musicnn's ``mean_pool``) has only the taps that tap is computed from: the
-    later layers are not part of the model."""
+    later layers are not part of the model. A model with descriptors also has ``"chroma"`` /
+    ``"rhythm"`` and their join with the projection, ``"similarity_embedding"``: its embedding."""
     encoder = config.get("encoder") or DEFAULT_ENCODER
     arch, _, features, feature = _encoder_parts(encoder)
     if feature != arch.embedding:
         kept = _layers_up_to(json.dumps(encoder, sort_keys=True))
         features = {name: layer for name, layer in features.items() if layer in kept}
     features[PROJECTION] = PROJECTION
+    if config.get("descriptors"):
+        _, parts = parse_descriptors(config["descriptors"])
+        features.update({part: part for part in parts})
+        features[JOINED] = JOINED
+        return features, JOINED
     return features, PROJECTION
+
+
+def siamese_inference_view(backbone: keras.Model, outputs) -> keras.Model:
+    """musicnn's fast inference graph for the encoder, with the descriptors (if any) beside it."""
+    return with_descriptors_view(backbone, outputs, musicnn_inference_view, PROJECTION)
 
 
 # Encoder taps (from the config) plus the unit-length "projection", its embedding; the
 # encoder's inference graph applies as for the classifier.
 register("siamese", Architecture(build_siamese, {}, PROJECTION, resolve=siamese_features,
-                                 inference=musicnn_inference_view,
+                                 inference=siamese_inference_view,
                                  inference_backends=VIEW_BACKENDS))
