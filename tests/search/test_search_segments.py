@@ -101,18 +101,20 @@ def _catalogue(rng, files, per_file, dim=DIM, centres=60):
     return seg, SegmentTable.from_counts([per_file] * files, starts)
 
 
-def test_ivfpq_candidates_reranked_exactly_match_exact_search():
+@pytest.mark.parametrize("dim", [32, 31])  # 31: no divisor gives PQ codes; zero-padded to 32
+def test_ivfpq_candidates_reranked_exactly_match_exact_search(dim):
     rng = np.random.default_rng(3)
-    seg, table = _catalogue(rng, files=1500, per_file=8, dim=32)
+    seg, table = _catalogue(rng, files=1500, per_file=8, dim=dim)
     index = ann.build_ivfpq(seg, seed=0)
-    assert type(index).__name__ == "IndexIVFPQ" and index.code_size == ann.pq_bytes(32) == 8
+    assert type(index).__name__ == "IndexIVFPQ" and index.code_size == ann.pq_bytes(dim) == 8
+    assert index.d == 32
     nprobe, recall, curve, _ = segments.calibrate_nprobe(index, seg, table, n_queries=60)
     assert recall >= 0.97 and nprobe <= index.nlist and str(nprobe) in curve
     # queries: noisy copies of 3 segments of a file -> that file must come first
     hits = 0
     for f in rng.choice(table.n_files, 40, replace=False):
         rows = table.rows(int(f))
-        q = _unit(seg[rows][:3] + 0.1 * rng.standard_normal((3, 32)))
+        q = _unit(seg[rows][:3] + 0.1 * rng.standard_normal((3, dim)))
         exact = segments.exact_scores(q, seg, table)
         approx = segments.rank_files(q, seg, table, ann.index_segment_search(index), top=5)
         assert approx[0].score == pytest.approx(exact[approx[0].file], abs=1e-5)  # re-ranked
@@ -127,9 +129,9 @@ def test_ivfpq_candidates_reranked_exactly_match_exact_search():
 # -- the index format ------------------------------------------------------------------------------
 
 
-def _write(tmp_path, n_files=30, per_file=4, seed=0, **kwargs):
+def _write(tmp_path, n_files=30, per_file=4, seed=0, dim=DIM, **kwargs):
     rng = np.random.default_rng(seed)
-    seg, table = _catalogue(rng, n_files, per_file)
+    seg, table = _catalogue(rng, n_files, per_file, dim=dim)
     means = _unit(np.stack([seg[table.rows(i)].mean(axis=0) for i in range(n_files)]))
     files = [store.FileEntry(f"f{i:03d}.wav", 100 + i, 7) for i in range(n_files)]
     idx = catalogue.write_index(tmp_path / "idx", means, files, INFO, tmp_path,
@@ -151,8 +153,10 @@ def test_round_trip_keeps_segments_table_and_answers(tmp_path):
     assert not (tmp_path / "idx" / store.SEGMENT_INDEX_FILE).exists()  # flat: an exact scan
 
 
-def test_ivfpq_index_round_trip(tmp_path):
-    written, seg, table = _write(tmp_path, n_files=1300, per_file=8, segment_index_type="ivfpq")
+@pytest.mark.parametrize("dim", [16, 18])  # 18: stored zero-padded to 20
+def test_ivfpq_index_round_trip(tmp_path, dim):
+    written, seg, table = _write(tmp_path, n_files=1300, per_file=8, dim=dim,
+                                 segment_index_type="ivfpq")
     loaded = zoo.search.load_index(tmp_path / "idx")
     assert loaded.segment_params.type == "ivfpq"
     assert loaded.segment_index.nprobe == written.segment_params.nprobe

@@ -17,8 +17,9 @@ files, then re-ranked exactly from the full vectors, so they may be compressed:
     * ``"flat"``: no faiss index at all, an exact scan of the memory-mapped vectors
       (`flat_segment_search`). Used up to `SEGMENT_FLAT_MAX` segments.
     * ``"ivfpq"``: `faiss.IndexIVFPQ`: k-means cells, and each vector stored as `pq_bytes`
-      one-byte product-quantisation codes (50 bytes for 200-d instead of 800), plus its 8-byte
-      id. Its ``nprobe`` is calibrated on the re-ranked file results
+      one-byte product-quantisation codes (50 bytes for 200-d instead of 800; a width that is
+      not a multiple of 4 is zero-padded to one, `pq_dim`), plus its 8-byte id. Its
+      ``nprobe`` is calibrated on the re-ranked file results
       (`zoo.search.segments.calibrate_nprobe`).
 """
 
@@ -292,10 +293,26 @@ def choose_segment_index_type(n: int, index_type: str = "auto") -> str:
     return index_type
 
 
+def pq_dim(dim: int) -> int:
+    """The width an IVF-PQ index stores: ``dim`` rounded up to a multiple of `PQ_DIMS_PER_CODE`.
+
+    Product quantisation needs the width to be a multiple of its number of codes; vectors
+    (and queries) are padded with zeros to it, which leaves every inner product unchanged, so
+    any width (e.g. a 298-d joined embedding) gets one code per 4 dimensions.
+    """
+    return -(-int(dim) // PQ_DIMS_PER_CODE) * PQ_DIMS_PER_CODE
+
+
 def pq_bytes(dim: int) -> int:
-    """Bytes per vector of the IVF-PQ code: the largest divisor of ``dim`` up to ``dim / 4``."""
-    target = max(1, dim // PQ_DIMS_PER_CODE)
-    return max(m for m in range(1, target + 1) if dim % m == 0)
+    """Bytes per vector of the IVF-PQ code of ``dim``-d vectors: one per 4 (padded) dimensions."""
+    return pq_dim(dim) // PQ_DIMS_PER_CODE
+
+
+def _pad_columns(x: np.ndarray, width: int) -> np.ndarray:
+    x = np.ascontiguousarray(x, np.float32)
+    if x.shape[1] == width:
+        return x
+    return np.ascontiguousarray(np.pad(x, ((0, 0), (0, width - x.shape[1]))))
 
 
 def build_ivfpq(vectors: np.ndarray, *, nlist: int | None = None, seed: int = 0) -> Any:
@@ -308,16 +325,17 @@ def build_ivfpq(vectors: np.ndarray, *, nlist: int | None = None, seed: int = 0)
     vectors = np.ascontiguousarray(vectors, np.float32)
     n, dim = vectors.shape
     nlist = nlist or default_nlist(n)
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_bytes(dim), 8,
+    width = pq_dim(dim)
+    quantizer = faiss.IndexFlatIP(width)
+    index = faiss.IndexIVFPQ(quantizer, width, nlist, pq_bytes(dim), 8,
                              faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed
     rng = np.random.default_rng(seed)
     n_train = min(n, max(nlist * TRAIN_POINTS_PER_LIST, PQ_MIN_TRAIN))
     train = vectors if n_train == n else vectors[np.sort(rng.choice(n, n_train, replace=False))]
-    index.train(train)
+    index.train(_pad_columns(train, width))
     for start in range(0, n, 1 << 20):  # bounded copies of a memory-mapped array
-        index.add(np.ascontiguousarray(vectors[start:start + (1 << 20)], np.float32))
+        index.add(_pad_columns(vectors[start:start + (1 << 20)], width))
     return index
 
 
@@ -341,7 +359,7 @@ def index_segment_search(index: Any) -> Callable[[np.ndarray, int],
     """Nearest-segment search through a faiss index (approximate for IVF-PQ)."""
 
     def search_segments(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        queries = np.ascontiguousarray(queries, np.float32)
+        queries = _pad_columns(queries, index.d)  # an IVF-PQ index may be zero-padded
         with _threads(1 if len(queries) < SINGLE_THREAD_BELOW else None):
             return index.search(queries, min(int(k), index.ntotal))
 

@@ -389,7 +389,7 @@ def load_index(path: str | os.PathLike, *, verify: bool = True) -> CatalogueInde
     segment_index = None
     if seg_params.type == "ivfpq":
         segment_index = _read_faiss(faiss, path / store.SEGMENT_INDEX_FILE, what)
-        _check_faiss(faiss, segment_index, "IndexIVFPQ", n_segments, dim,
+        _check_faiss(faiss, segment_index, "IndexIVFPQ", n_segments, ann.pq_dim(dim),
                      store.SEGMENT_INDEX_FILE, what)
     elif seg_params.type != "flat":
         raise CorruptIndexError(f"{what}: unknown segment index type {seg_params.type!r}")
