@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIPS = sorted((ROOT / "tests" / "data" / "clips").glob("real_*.flac"))
 TAGGERS = ("musicnn_msd", "musicnn_mtt", "vgg_msd", "vgg_mtt")
 EMBEDDERS = ("samplecnn_msd_distilled", "siamese_musicnn_msd", "siamese_musicnn_msd_sources",
-             "musicnn_msd_whitened")
+             "musicnn_msd_whitened", "musicnn_msd_whitened_chroma_rhythm")
 
 
 def reference(preset: str) -> dict[str, np.ndarray]:

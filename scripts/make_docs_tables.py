@@ -241,6 +241,29 @@ def whitening_dims(data: dict) -> str:
     return markdown_table(header, rows)
 
 
+def descriptor_weights(data: dict) -> str:
+    """docs/search.md: the part-weight grid of the joined preset (train packages only): the five
+    best weightings, the best without chroma, the best without rhythm, the projection alone."""
+    ranked = sorted(data["grid"], key=lambda r: -r["selection_score"])
+    without = [next(r for r in ranked if r["weights"][part] == 0) for part in ("chroma", "rhythm")]
+    alone = [r for r in ranked if r["weights"]["projection"] == 1.0]
+    shown = [r for r in ranked if r in ranked[:5] or r in without or r in alone]
+    rows = []
+    for r in shown:
+        w = r["weights"]
+        chosen = w == data["chosen"]
+        degraded = " / ".join(fmt(r[f"recall@1_{c}"], 3)
+                              for c in ("gain-6dB", "noise30dB", "mp3-32k"))
+        rows.append([bold(f"{w['projection']:.1f} / {w['chroma']:.1f} / {w['rhythm']:.1f}",
+                          chosen), bold(fmt(r["recall@1_clean"], 3), chosen), degraded,
+                     fmt(r["recall@10"], 3), fmt(r["MR1"], 2), fmt(r["package_p@5"], 3),
+                     fmt(r["selection_score"], 4)])
+    header = ["weights projection / chroma / rhythm", "segment R@1",
+              "R@1 gain-6dB / noise30dB / mp3-32k", "R@10", "MR1", "package P@5",
+              "selection score"]
+    return markdown_table(header, rows)
+
+
 SIMILARITY_FEATURE_ROWS = (
     ("penultimate", "raw"), ("penultimate", "whiten128[train]"),
     ("penultimate", "whiten256[train]"), ("mean_pool", "raw"), ("mean_pool", "centre[train]"),
@@ -881,6 +904,7 @@ TABLES: list[Table] = [
     Table("scale.md", "scale_pipeline", ("bench_pipeline.json",), pipeline_scale),
     Table("search.md", "similarity_heldout", ("similarity_heldout.json",), similarity_heldout),
     Table("search.md", "whitening_dims", ("fit_whitened_embedding.json",), whitening_dims),
+    Table("search.md", "descriptor_weights", ("descriptor_weights.json",), descriptor_weights),
     Table("search.md", "similarity_features", ("experiment_similarity_features.json",),
           similarity_features),
     Table("search.md", "siamese_meanpool_folds", ("siamese_meanpool_validation.json",),

@@ -850,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
     p.add_argument("--model", default=None, metavar="PRESET",
                    help="preset name or directory (default: the model of the existing index in "
-                        "--out, else musicnn_msd_whitened)")
+                        "--out, else musicnn_msd_whitened_chroma_rhythm)")
     p.add_argument("--level", choices=("segment", "file"), default="segment",
                    help="'segment' (default): store every segment, search segment by segment; "
                         "'file': one mean vector per file only (smaller, coarser)")

@@ -29,7 +29,7 @@ CLIPS = sorted((DATA / "clips").glob("real_*.flac"))
 REFERENCE = DATA / "backend_reference"
 TAGGERS = ("musicnn_msd", "musicnn_mtt", "vgg_msd", "vgg_mtt")
 EMBEDDERS = ("samplecnn_msd_distilled", "siamese_musicnn_msd", "siamese_musicnn_msd_sources",
-             "musicnn_msd_whitened")
+             "musicnn_msd_whitened", "musicnn_msd_whitened_chroma_rhythm")
 TOLERANCE = 1e-5
 FEATURE_TOLERANCE = 5e-4  # of the largest magnitude, as tests/models/test_parity.py
 OTHER_BACKENDS = [b for b in ("tensorflow", "jax", "torch")

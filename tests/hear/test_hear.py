@@ -18,7 +18,8 @@ import zoo.hear as hear
 
 CLIP = Path(__file__).resolve().parents[1] / "data" / "clips" / "real_rock_hedgewars.flac"
 PRESETS = ("musicnn_msd", "musicnn_mtt", "vgg_msd", "vgg_mtt", "samplecnn_msd_distilled",
-           "siamese_musicnn_msd", "siamese_musicnn_msd_sources", "musicnn_msd_whitened")
+           "siamese_musicnn_msd", "siamese_musicnn_msd_sources", "musicnn_msd_whitened",
+           "musicnn_msd_whitened_chroma_rhythm")
 # (size, first timestamp ms, hop ms), worked out by hand from each family's layers: musicnn's
 # mid-end frames are mel frames (16 ms, the first centred on sample 0); VGG's pool1 pools two
 # mel frames; sampleCNN's block5 frame covers 3^6 = 729 samples.

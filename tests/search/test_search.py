@@ -196,7 +196,7 @@ def test_cli_index_reports_bad_files_and_indexes_the_rest(tmp_path, capsys):
 def test_default_model_is_siamese_or_a_clear_error(tmp_path, capsys, monkeypatch):
     root = tmp_path / "music"
     _copy(["synth_music"], root)
-    assert embedding.DEFAULT_MODEL == "musicnn_msd_whitened"
+    assert embedding.DEFAULT_MODEL == "musicnn_msd_whitened_chroma_rhythm"
     if embedding.DEFAULT_MODEL in zoo.presets():
         monkeypatch.setattr(embedding.TrackEmbedder, "embed_segments", _fake_embed([]))
         assert main(["index", str(root), "--out", str(tmp_path / "idx"), "-q"]) == 0

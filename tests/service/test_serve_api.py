@@ -58,7 +58,8 @@ def raw_get(server, target: str) -> tuple[int, bytes]:
 def test_health_describes_the_loaded_catalogue(server):
     doc = httpx.get(f"{server.url}/health", timeout=30).json()
     assert doc["status"] == "ok" and doc["files"] == 4 and doc["level"] == "segment"
-    assert doc["model"] == "musicnn_msd_whitened" and doc["tag_model"] == "musicnn_msd"
+    assert doc["model"] == "musicnn_msd_whitened_chroma_rhythm"
+    assert doc["tag_model"] == "musicnn_msd"
     assert doc["limits"]["max_upload_bytes"] == MAX_UPLOAD_MB * 2 ** 20
 
 

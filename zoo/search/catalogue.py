@@ -330,7 +330,7 @@ def load_index(path: str | os.PathLike, *, verify: bool = True) -> CatalogueInde
     Example:
         >>> index = zoo.search.load_index("music.idx")
         >>> index.model.preset, len(index), index.level
-        ('musicnn_msd_whitened', 1000, 'segment')
+        ('musicnn_msd_whitened_chroma_rhythm', 1000, 'segment')
     """
     faiss = require_faiss()
     path = Path(path)

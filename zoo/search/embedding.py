@@ -21,7 +21,7 @@ import numpy as np
 
 from zoo.errors import AudioError, PresetError
 
-DEFAULT_MODEL = "musicnn_msd_whitened"
+DEFAULT_MODEL = "musicnn_msd_whitened_chroma_rhythm"
 """The default model of `zoo index`: the preset that found the same track best on music from
 packages no model was trained on (docs/search.md)."""
 
