@@ -3,6 +3,8 @@ architecture config, the fast inference view, serialization."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from zoo.models.siamese import build_siamese
 from zoo.models.siamese.descriptors import JOINED, WeightedUnitConcat, parse_descriptors
 from zoo.presets import PresetConfig
 
+CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 ENCODER = {"architecture": "musicnn",
            "config": {"n_mels": 96, "n_frames": 120, "midend_filters": 8, "dense_units": 6},
            "feature": "mean_pool"}
@@ -115,3 +118,25 @@ def test_keras_round_trip_safe_mode(joined, tmp_path):
     again = keras.saving.load_model(path, safe_mode=True)
     x = logmel(seed=2)
     np.testing.assert_allclose(to_numpy(again(x)), to_numpy(joined(x)), atol=1e-6)
+
+
+def test_shipped_joined_preset_extends_musicnn_msd_whitened():
+    import zoo
+    from zoo.presets import get_preset
+
+    name = "musicnn_msd_whitened_chroma_rhythm"
+    config, base = get_preset(name), get_preset("musicnn_msd_whitened")
+    assert config.weights.sha256 == base.weights.sha256  # the same map, nothing retrained
+    assert config.preprocessing == base.preprocessing
+    chroma = config.architecture_config["descriptors"]["chroma"]
+    prep = config.preprocessing
+    assert (chroma["n_mels"], chroma["fmin"], chroma["fmax"], chroma["htk"]) == (
+        prep.n_mels, prep.fmin, prep.fmax, prep.htk)  # it reads the input's mel scale
+    clip = CLIPS / "real_rock_hedgewars.flac"
+    joined = zoo.extract(clip, model=name)
+    plain = zoo.extract(clip, model="musicnn_msd_whitened")
+    np.testing.assert_allclose(joined["projection"], plain["projection"], atol=1e-5)
+    vectors = np.asarray(joined[JOINED])
+    assert vectors.shape[1] == 192 + 12 + 94
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors[:, :192], np.sqrt(0.6) * plain["projection"], atol=1e-5)
