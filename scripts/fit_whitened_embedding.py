@@ -30,7 +30,9 @@ writes ``weights/musicnn_msd_whitened.json`` and ``.weights.h5`` (``--out`` to w
 then ``scripts/eval_similarity.py --models musicnn_msd_whitened --json
 docs/results/similarity_heldout.json --merge`` measures it, and the same command again with
 ``--metrics-from docs/results/similarity_heldout.json`` puts those numbers on its card (the fit
-is deterministic: the same weights, sha256 and all).
+is deterministic: the same weights, sha256 and all). ``musicnn_msd_whitened_chroma_rhythm``
+shares this weights file and records its sha256: a map fitted differently must be copied there
+too (`zoo.load` refuses a file whose sha256 does not match).
 """
 
 from __future__ import annotations
