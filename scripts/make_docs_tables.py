@@ -264,6 +264,22 @@ def descriptor_weights(data: dict) -> str:
     return markdown_table(header, rows)
 
 
+def similarity_paired(data: dict) -> str:
+    """docs/search.md: a paired, query-by-query comparison of two models (segment search)."""
+    def interval(row: dict, key: str) -> str:
+        lo, hi = row[f"{key}_ci95"]
+        return f"{row[key]:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+    rows = [[r["condition"], fmt(r["recall@1_a"], 3), fmt(r["recall@1_b"], 3),
+             interval(r, "recall@1_difference"), f"{r['only_a_first']} / {r['only_b_first']}",
+             f"{r['sign_test_p']:.2g}", interval(r, "mAP_difference")]
+            for r in data["results"]]
+    header = ["query", f"R@1 `{data['a']}`", f"R@1 `{data['b']}`",
+              "difference [95% bootstrap]", "found first by only one (a / b)",
+              "sign test p", "mAP difference [95%]"]
+    return markdown_table(header, rows)
+
+
 SIMILARITY_FEATURE_ROWS = (
     ("penultimate", "raw"), ("penultimate", "whiten128[train]"),
     ("penultimate", "whiten256[train]"), ("mean_pool", "raw"), ("mean_pool", "centre[train]"),
@@ -905,6 +921,7 @@ TABLES: list[Table] = [
     Table("search.md", "similarity_heldout", ("similarity_heldout.json",), similarity_heldout),
     Table("search.md", "whitening_dims", ("fit_whitened_embedding.json",), whitening_dims),
     Table("search.md", "descriptor_weights", ("descriptor_weights.json",), descriptor_weights),
+    Table("search.md", "similarity_paired", ("similarity_paired.json",), similarity_paired),
     Table("search.md", "similarity_features", ("experiment_similarity_features.json",),
           similarity_features),
     Table("search.md", "siamese_meanpool_folds", ("siamese_meanpool_validation.json",),
