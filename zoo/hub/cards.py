@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from zoo.presets import PresetConfig
 
+DESCRIPTORS_NOTE = (
+    "The projection is then joined with weightless descriptors of the same log-mel patch "
+    "(`zoo.layers.MelChroma`: the mean pitch-class profile; `zoo.layers.OnsetAutocorrelation`: "
+    "the periodicity of its onsets), each centred and made unit length, scaled by the square "
+    "root of its weight (`descriptors` below) and concatenated: the output "
+    "(`similarity_embedding`) is a unit vector whose cosine is the weighted sum of the parts' "
+    "cosines (`zoo.models.siamese.descriptors`)."
+)
+
 ARCHITECTURE_NOTES = {
     "musicnn": (
         "musicnn (Pons & Serra, 2019): a musically motivated front-end (timbral filters spanning "
@@ -195,6 +204,8 @@ def model_card(config: PresetConfig, *, load_as: str | None = None, builtin: boo
     ]
     if note := ARCHITECTURE_NOTES.get(config.architecture):
         lines += [note, ""]
+        if config.architecture_config.get("descriptors"):
+            lines += [DESCRIPTORS_NOTE, ""]
     else:
         lines += [f"`{config.architecture}`.", ""]
     if config.architecture_config:
