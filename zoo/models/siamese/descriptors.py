@@ -150,15 +150,13 @@ def with_descriptors_view(backbone: keras.Model, outputs: Mapping[str, str] | st
     inner["__projection"] = projection
     encoder = encoder_view(backbone, inner)
     logmel = keras.Input(backbone.input_shape[1:], name="logmel")
-    computed = dict(encoder(logmel))
-    parts = [computed.pop("__projection")]
+    from_encoder = dict(encoder(logmel))
+    by_layer = {layer: from_encoder[key] for key, layer in inner.items()}  # layer -> tensor
+    parts = [by_layer[projection]]
     for name in descriptor_layer_names(backbone):
-        layer = backbone.get_layer(name)
-        computed[name] = _copy(layer)(logmel)
-        parts.append(computed[name])
-    computed[JOINED] = _copy(backbone.get_layer(JOINED))(parts)
-    by_layer = {layer: computed[key] for key, layer in inner.items() if key != "__projection"}
-    by_layer.update({name: computed[name] for name in mine})
+        by_layer[name] = _copy(backbone.get_layer(name))(logmel)
+        parts.append(by_layer[name])
+    by_layer[JOINED] = _copy(backbone.get_layer(JOINED))(parts)
     result = (by_layer[wanted[outputs]] if isinstance(outputs, str)
               else {key: by_layer[layer] for key, layer in wanted.items()})
     return keras.Model(logmel, result, name=f"{backbone.name}_inference")
