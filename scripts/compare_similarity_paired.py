@@ -6,7 +6,8 @@ with a 3 s query hop). Both models answer the same queries, so the comparison is
 each condition, how many queries only ``--a`` finds first (rank 1), how many only ``--b``, the
 exact two-sided McNemar (sign) test on those discordant queries, and a bootstrap 95% interval
 of the recall@1 difference (queries resampled, 10,000 draws, seeded); the same for the mean
-reciprocal rank.
+reciprocal rank. For the queries a model does not find first, how often the file it ranks
+first comes from the query's own package (the same soundtrack: a near miss) or from another.
 
 Usage:
     python scripts/compare_similarity_paired.py --data /work/datasets/music_tracks \\
@@ -38,8 +39,10 @@ from zoo.search.segments import SegmentTable, exact_scores  # noqa: E402
 DRAWS = 10_000
 
 
-def ranks(model: str, audio: list[tuple], hop: float) -> dict[str, np.ndarray]:
-    """Rank of each query's own track (1 = first), per condition, with segment search."""
+def ranks(model: str, audio: list[tuple], hop: float
+          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per condition: the rank of each query's own track (1 = first) and the file ranked first,
+    with segment search."""
     from zoo.search import TrackEmbedder
 
     embedder = TrackEmbedder(model)
@@ -53,7 +56,7 @@ def ranks(model: str, audio: list[tuple], hop: float) -> dict[str, np.ndarray]:
         scores = np.stack([exact_scores(embedder.embed_segments(q[condition], source_sr=SR,
                                                                 hop_seconds=hop).vectors,
                                         segments, table) for _, q, _ in audio])
-        out[condition] = evaluation.ranks_of(scores, truth)
+        out[condition] = (evaluation.ranks_of(scores, truth), np.argmax(scores, axis=1))
     return out
 
 
@@ -65,6 +68,14 @@ def sign_test(only_a: int, only_b: int) -> float:
     k = min(only_a, only_b)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
     return min(1.0, 2.0 * tail)
+
+
+def same_package_misses(rank: np.ndarray, top: np.ndarray, packages: np.ndarray) -> float:
+    """Of the queries not found first, the fraction whose first file shares their package."""
+    missed = rank > 1
+    if not missed.any():
+        return 0.0
+    return float(np.mean(packages[top[missed]] == packages[np.flatnonzero(missed)]))
 
 
 def compare(rank_a: np.ndarray, rank_b: np.ndarray, seed: int) -> dict:
@@ -106,18 +117,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"set {args.set!r} of {args.data / 'tracks.csv'} has fewer than 2 tracks")
     audio = [excerpts(t, args.seed) for t in tracks]
     print(f"{len(tracks)} tracks from {len({t.package for t in tracks})} packages", flush=True)
-    rank_a = ranks(args.a, audio, args.query_hop)
-    rank_b = ranks(args.b, audio, args.query_hop)
+    packages = np.array([t.package for t in tracks])
+    runs = {"a": ranks(args.a, audio, args.query_hop), "b": ranks(args.b, audio, args.query_hop)}
     rows = []
     for condition in evaluation.CONDITIONS:
-        row = {"condition": condition, **compare(rank_a[condition], rank_b[condition],
-                                                 args.seed)}
+        (rank_a, _), (rank_b, _) = runs["a"][condition], runs["b"][condition]
+        row = {"condition": condition, **compare(rank_a, rank_b, args.seed)}
+        for side, run in runs.items():
+            row[f"misses_same_package_{side}"] = same_package_misses(*run[condition], packages)
         rows.append(row)
         lo, hi = row["recall@1_difference_ci95"]
         print(f"{condition:10s} R@1 {row['recall@1_a']:.3f} vs {row['recall@1_b']:.3f}: "
               f"{row['recall@1_difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]; only a first "
               f"{row['only_a_first']}, only b first {row['only_b_first']}, sign test p "
-              f"{row['sign_test_p']:.2g}", flush=True)
+              f"{row['sign_test_p']:.2g}; misses within the package "
+              f"{row['misses_same_package_a']:.2f} / {row['misses_same_package_b']:.2f}",
+              flush=True)
     if args.json:
         result = {"script": "scripts/compare_similarity_paired.py", "set": args.set,
                   "tracks": len(tracks), "packages": sorted({t.package for t in tracks}),

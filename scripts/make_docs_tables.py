@@ -272,11 +272,13 @@ def similarity_paired(data: dict) -> str:
 
     rows = [[r["condition"], fmt(r["recall@1_a"], 3), fmt(r["recall@1_b"], 3),
              interval(r, "recall@1_difference"), f"{r['only_a_first']} / {r['only_b_first']}",
-             f"{r['sign_test_p']:.2g}", interval(r, "mAP_difference")]
+             f"{r['sign_test_p']:.2g}", interval(r, "mAP_difference"),
+             f"{r['misses_same_package_a']:.2f} / {r['misses_same_package_b']:.2f}"]
             for r in data["results"]]
     header = ["query", f"R@1 `{data['a']}`", f"R@1 `{data['b']}`",
               "difference [95% bootstrap]", "found first by only one (a / b)",
-              "sign test p", "mAP difference [95%]"]
+              "sign test p", "mAP difference [95%]",
+              "misses whose first file is from the query's package (a / b)"]
     return markdown_table(header, rows)
 
 

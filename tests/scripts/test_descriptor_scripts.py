@@ -60,3 +60,12 @@ def test_missing_dataset_is_a_usage_error(script, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         script.main(args)
     assert err.value.code == 2 and "tracks.csv" in capsys.readouterr().err
+
+
+def test_same_package_misses_looks_at_missed_queries_only():
+    packages = np.array(["p", "p", "q", "q"])
+    rank = np.array([1, 3, 2, 1])
+    top = np.array([0, 0, 3, 3])  # query 1 -> file 0 (its package), query 2 -> file 3 (its)
+    assert P.same_package_misses(rank, top, packages) == 1.0
+    assert P.same_package_misses(rank, np.array([0, 2, 0, 3]), packages) == 0.0
+    assert P.same_package_misses(np.ones(4, int), top, packages) == 0.0
