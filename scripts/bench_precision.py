@@ -15,8 +15,8 @@ Throughput: ``musicnn_msd`` over ``--minutes`` of real music (held-out packages 
 best of ``--repeat``), and `zoo.tag` end to end (decoding included) for the TensorFlow paths.
 Accuracy against tf-float32: max and mean |probability difference| and top-5 tag agreement per
 patch, and the same-track recall@1 of segment search (`scripts/eval_similarity.py`'s protocol:
-30 s catalogue entries, disjoint 10 s clean queries) with the default search model
-``siamese_musicnn_msd_sources`` run each way.
+30 s catalogue entries, disjoint 10 s clean queries) with a search model run each way
+(``--search-model``; default: that of `zoo index`).
 
     python scripts/bench_precision.py --data /work/datasets/music_tracks --json
 """
@@ -44,7 +44,7 @@ import zoo  # noqa: E402
 import zoo.audio  # noqa: E402
 from zoo.inference.tagging import compiled_inference, patch_windows, preset_grid  # noqa: E402
 from zoo.search import evaluation, segments  # noqa: E402
-from zoo.search.embedding import segments_from_patches  # noqa: E402
+from zoo.search.embedding import DEFAULT_MODEL, segments_from_patches  # noqa: E402
 from zoo.serving.export import build_patch_model  # noqa: E402
 from zoo.serving.onnx_export import onnx_from_keras, onnx_session  # noqa: E402
 
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="music timed")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tracks", type=int, default=291, help="catalogue of the recall test")
-    parser.add_argument("--search-model", default="siamese_musicnn_msd_sources")
+    parser.add_argument("--search-model", default=DEFAULT_MODEL)
     parser.add_argument("--calibration-files", type=int, default=16)
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="ONNX Runtime intra-op threads")

@@ -949,6 +949,7 @@ TABLES: list[Table] = [
 # JSON files that a doc cites in its text but no table is generated from.
 CITED: dict[str, str] = {
     "siamese_sources_validation.json": "search.md",
+    "bench_precision_epyc.json": "benchmarks.md",
 }
 
 # one marked region: its opening marker, the text between, its closing marker (whole lines)
